@@ -1,0 +1,11 @@
+/* Placeholder until the owning component lands; replaced, not kept. */
+#include <stdio.h>
+
+#include "engine/cmd.h"
+
+int rs_cmd_coordinator(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "ringserve coordinator: not built yet\n");
+    return 2;
+}

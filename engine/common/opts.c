@@ -1,0 +1,3 @@
+#include "engine/common/opts.h"
+
+rs_global_opts rs_opts = {.io_backend = 0};
