@@ -31,6 +31,7 @@
 #define RS_MAX_BATCH_ITEMS 1024
 #define RS_MAX_WORKER_MODELS 32
 #define RS_MAX_ERROR_MSG_BYTES 1024
+#define RS_MAX_STR_BYTES 256      /* ids, routing keys, traceparent, host, token */
 
 typedef enum rs_msg_type {
     RS_MSG_INFER_REQUEST = 1,  /* client -> coordinator (or straight to a worker) */
@@ -104,6 +105,10 @@ typedef struct rs_frame_header {
  *   -(rs_status)      invalid header (bad magic/version/type/crc, too large). */
 int64_t rs_frame_peek(const uint8_t *buf, size_t len, uint32_t max_payload_bytes,
                       rs_frame_header *hdr);
+/* rs_frame_peek with a sentence in why on error. hdr is filled as soon as 24
+ * bytes are there, even when invalid (to echo request_id in the ERROR). */
+int64_t rs_frame_check_header(const uint8_t *buf, size_t len, uint32_t max_payload_bytes,
+                              rs_frame_header *hdr, char *why, size_t why_bytes);
 
 /* ---- decoded messages (views into the frame) ---- */
 
@@ -141,18 +146,21 @@ typedef struct rs_batch_request {
     uint32_t item_count;
     const uint8_t *items; /* validated region; walk with rs_batch_iter */
     size_t items_len;
+    const uint8_t *base;  /* payload start: alignment is relative to it */
 } rs_batch_request;
 
 typedef struct rs_batch_response {
     uint32_t item_count;
     const uint8_t *items;
     size_t items_len;
+    const uint8_t *base;
 } rs_batch_response;
 
 typedef struct rs_batch_iter {
     const uint8_t *p;
     const uint8_t *end;
     uint32_t remaining;
+    const uint8_t *base;
 } rs_batch_iter;
 
 /* One response item: status RS_OK with outputs, or an error message. */
@@ -207,6 +215,41 @@ int rs_decode_heartbeat(const uint8_t *payload, size_t len, rs_heartbeat_msg *ou
 /* PING/PONG/POLL/SUBMIT_ACK/DEREGISTER carry one u64 (timestamp or id). */
 int rs_decode_u64(const uint8_t *payload, size_t len, uint64_t *out, char *why, size_t why_bytes);
 
+/* REGISTER_ACK and SUBMIT carry, respectively, one u64 and an infer request:
+ * decode them with rs_decode_u64 / rs_decode_infer_request. */
+
+/* Any message, by header type (one decoded view; see rs_frame_msg.u). */
+typedef struct rs_frame_msg {
+    rs_frame_header hdr;
+    const uint8_t *frame;   /* header + payload */
+    const uint8_t *payload;
+    size_t frame_len;
+    union {
+        rs_infer_request infer_req;   /* INFER_REQUEST, SUBMIT */
+        rs_infer_response infer_resp; /* INFER_RESPONSE */
+        rs_error_msg error;           /* ERROR */
+        rs_batch_request batch_req;   /* BATCH_REQUEST */
+        rs_batch_response batch_resp; /* BATCH_RESPONSE */
+        rs_register_msg reg;          /* REGISTER */
+        rs_heartbeat_msg heartbeat;   /* HEARTBEAT */
+        uint64_t u64;                 /* PING PONG POLL SUBMIT_ACK REGISTER_ACK DEREGISTER */
+    } u;
+} rs_frame_msg;
+
+/* Decodes the payload of a frame whose header rs_frame_peek accepted. */
+int rs_decode_payload(const rs_frame_header *hdr, const uint8_t *payload, rs_frame_msg *out,
+                      char *why, size_t why_bytes);
+/* Header + payload of the frame at buf: the frame size (> 0, may be < len:
+ * the rest is the next frame), or -(rs_status) with a sentence; a buffer
+ * shorter than the frame is RS_E_TRUNCATED. */
+int64_t rs_frame_decode(const uint8_t *buf, size_t len, uint32_t max_payload_bytes,
+                        rs_frame_msg *out, char *why, size_t why_bytes);
+/* "INFER_REQUEST"...; "UNKNOWN" for other values. */
+const char *rs_msg_type_name(uint32_t type);
+/* Name -> status ("CHECKSUM" or "RS_E_CHECKSUM"); -1 when unknown. */
+int rs_status_parse(const char *name);
+bool rs_status_valid(uint32_t code);
+
 void rs_batch_request_iter(const rs_batch_request *b, rs_batch_iter *it);
 /* Next request item: 1 with item_id and inputs, 0 at the end. */
 int rs_batch_request_next(rs_batch_iter *it, uint64_t *item_id, rs_tensor_list *inputs);
@@ -222,8 +265,11 @@ typedef struct rs_fw {
     size_t cap;
     size_t len;
     bool overflow;
+    size_t frame_start; /* offset of the current frame (rs_fw_begin) */
 } rs_fw;
 
+/* buf NULL: counting mode, nothing is written and len is the exact size
+ * (how the *_size functions work). Several frames may be written in a row. */
 void rs_fw_init(rs_fw *w, uint8_t *buf, size_t cap);
 void rs_fw_begin(rs_fw *w, rs_msg_type type, uint16_t flags, uint64_t request_id);
 void rs_fw_u8(rs_fw *w, uint8_t v);
@@ -253,6 +299,8 @@ size_t rs_encode_u64(uint8_t *buf, size_t cap, rs_msg_type type, uint64_t reques
                      uint64_t value);
 size_t rs_infer_request_size(const rs_infer_request *r);
 size_t rs_infer_response_size(const rs_infer_response *r);
+/* Exact for a list that starts 8-aligned relative to its frame (as in the
+ * messages above: its padding depends on where it starts). */
 size_t rs_tensor_list_size(const rs_tensor_list *l);
 
 /* Batch request: begin, add items, finish. */
@@ -262,6 +310,11 @@ void rs_fw_batch_request_item(rs_fw *w, uint64_t item_id, const rs_tensor_list *
 void rs_fw_batch_response_begin(rs_fw *w, uint64_t request_id, uint32_t item_count);
 void rs_fw_batch_response_ok(rs_fw *w, uint64_t item_id, const rs_tensor_list *outputs);
 void rs_fw_batch_response_err(rs_fw *w, uint64_t item_id, rs_status code, const char *message);
+void rs_fw_infer_request_payload(rs_fw *w, const rs_infer_request *r);
+void rs_fw_infer_response_payload(rs_fw *w, const rs_infer_response *r);
+/* SUBMIT carries an INFER_REQUEST payload. */
+size_t rs_encode_submit(uint8_t *buf, size_t cap, uint64_t request_id, uint16_t flags,
+                        const rs_infer_request *r);
 
 static inline rs_str rs_str_c(const char *s);
 #include <string.h>
