@@ -14,7 +14,7 @@ MODE="${1:-run}"
 PACKAGES=(
   build-essential pkg-config meson ninja-build
   liburing-dev libnuma-dev libhwloc-dev hwloc libcmocka-dev
-  libhttp-parser-dev libjansson-dev libxxhash-dev libopenblas-dev libyaml-dev zlib1g-dev
+  libhttp-parser-dev libjson-c-dev libjansson-dev libcjson-dev libxxhash-dev libopenblas-dev libyaml-dev zlib1g-dev
   python3 procps iproute2 curl ca-certificates
 )
 
