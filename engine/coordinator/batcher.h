@@ -119,8 +119,9 @@ uint32_t rs_batcher_complete(rs_batcher *b, uint32_t ticket, rs_batch_token_fn f
  * waits (or only room in flight is missing: complete triggers the poll). */
 uint64_t rs_batcher_next_event_us(const rs_batcher *b, uint64_t now_us);
 
-/* Removes every queued request and follower (not in flight), reporting each
- * token to fn: shutdown answers them 503. Returns the count. */
+/* Removes every queued request with its followers, reporting each token to
+ * fn: shutdown answers them 503. Requests in flight (and their followers)
+ * still end through rs_batcher_complete. Returns the count. */
 uint32_t rs_batcher_drain(rs_batcher *b, rs_batch_token_fn fn, void *arg);
 
 typedef struct rs_batcher_stats {
