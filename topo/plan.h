@@ -17,6 +17,8 @@
  *     worker_cores: "2-7"    # CPUs for worker shards
  *     numa: local            # local | interleave | node:N  (memory policy)
  *     smt: avoid             # avoid | share
+ *     placement:             # per-host overrides of models' placement
+ *       resnet: {device: gpu, gpus: [3], instances: 2}
  *
  * Rules (defaults):
  *  - usable = (cpus or allowed) - reserve_cores; cores are physical cores
@@ -78,26 +80,13 @@ typedef struct rs_topo_cpus_field {
     char origin[RS_TOPO_ORIGIN_BYTES];
 } rs_topo_cpus_field;
 
-typedef struct rs_topo_config {
-    rs_topo_cpus_field cpus, reserve_cores, io_cores, worker_cores;
-    rs_topo_numa_policy numa;
-    int numa_node; /* for RS_TOPO_NUMA_NODE */
-    char numa_origin[RS_TOPO_ORIGIN_BYTES];
-    rs_topo_smt smt;
-} rs_topo_config;
-
-/* Defaults: every allowed CPU, nothing reserved, numa local, smt avoid. */
-void rs_topo_config_default(rs_topo_config *out);
-/* Parses the `topology:` section (absent = defaults); refuses unknown
- * fields and bad values: "<file>:<line>: topology.<field>: '<value>': <why>". */
-int rs_topo_config_parse(const rs_cfg_node *section, rs_topo_config *out, rs_err *err);
-
 /* ---- models as the plan sees them ---- */
 
-#define RS_PLAN_MODEL_NAME_BYTES 64
+#define RS_PLAN_MODEL_NAME_BYTES 65 /* model names: 64 bytes + NUL, as io/tensor.h */
 #define RS_PLAN_MODEL_MAX_GPUS 16
 #define RS_PLAN_MAX_INSTANCES 256
 #define RS_PLAN_NUMA_AUTO (-1)
+#define RS_TOPO_MAX_PLACEMENTS 64
 
 typedef enum rs_plan_device { RS_PLAN_DEVICE_CPU = 0, RS_PLAN_DEVICE_GPU = 1 } rs_plan_device;
 
@@ -122,6 +111,25 @@ void rs_plan_model_default(rs_plan_model *out, const char *name);
  * nodes exist is checked by rs_plan_build against the topology. */
 int rs_plan_model_parse(const rs_cfg_node *placement, const char *name, rs_plan_model *out,
                         rs_err *err);
+
+typedef struct rs_topo_config {
+    rs_topo_cpus_field cpus, reserve_cores, io_cores, worker_cores;
+    rs_topo_numa_policy numa;
+    int numa_node; /* for RS_TOPO_NUMA_NODE */
+    char numa_origin[RS_TOPO_ORIGIN_BYTES];
+    rs_topo_smt smt;
+    /* topology.placement: {<model>: <placement mapping>} — per-host
+     * placement that overrides a model's own placement (model.yaml) in the
+     * plan; `ringserve topo` without a model registry plans these models. */
+    int placement_count;
+    rs_plan_model placement[RS_TOPO_MAX_PLACEMENTS];
+} rs_topo_config;
+
+/* Defaults: every allowed CPU, nothing reserved, numa local, smt avoid. */
+void rs_topo_config_default(rs_topo_config *out);
+/* Parses the `topology:` section (absent = defaults); refuses unknown
+ * fields and bad values: "<file>:<line>: topology.<field>: '<value>': <why>". */
+int rs_topo_config_parse(const rs_cfg_node *section, rs_topo_config *out, rs_err *err);
 
 /* ---- the plan ---- */
 
@@ -165,7 +173,9 @@ typedef struct rs_plan {
     char notes[RS_PLAN_MAX_NOTES][RS_PLAN_NOTE_BYTES];
 } rs_plan;
 
-/* Builds the plan. models may be NULL when model_count is 0 (a coordinator
+/* Builds the plan. A model named in cfg->placement uses that placement
+ * instead of its own (an override naming no model in models[] is refused).
+ * models may be NULL when model_count is 0 (a coordinator
  * process). Returns 0, or -1 with one line in err naming the field, value
  * and why (nothing is partially applied: plans have no side effects). */
 int rs_plan_build(const rs_topo_info *topo, const rs_topo_config *cfg,
