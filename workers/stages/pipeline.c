@@ -129,12 +129,6 @@ typedef struct ctx {
     rs_err *err;
 } ctx;
 
-static const char *param_of(const rs_stage_spec *s, const char *key) {
-    for (uint32_t i = 0; i < s->param_count && i < RS_STAGE_MAX_PARAMS; i++)
-        if (strcmp(s->params[i].key, key) == 0) return s->params[i].value;
-    return NULL;
-}
-
 static int fail(const ctx *c, const char *key, const char *value, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int fail(const ctx *c, const char *key, const char *value, const char *fmt, ...) {
@@ -311,7 +305,7 @@ static int compile_stage(const ctx *c, stage *st, const char *base_dir) {
         if (compile_param(c, st, p, base_dir) != 0) return -1;
     }
     for (size_t j = 0; ki->required[j]; j++)
-        if (!param_of(spec, ki->required[j]))
+        if (!rs_stage_spec_param(spec, ki->required[j]))
             return fail(c, ki->required[j], NULL, "missing required parameter");
     /* Names of appended tensors. */
     if (st->kind == K_ARGMAX && !st->output[0]) strcpy(st->output, "label");
