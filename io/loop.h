@@ -67,9 +67,18 @@ typedef struct rs_loop_config {
     uint32_t max_timers;
     uint32_t post_queue_capacity;       /* cross-thread messages pending */
     int numa_node;                      /* -1: any; else buffers come from this node */
+    /* Read assembly (bytes that span receive buffers): a preallocated pool of
+     * read_asm_count blocks of read_asm_bytes; a connection holds a block only
+     * while it has unconsumed bytes. Larger backlogs move to a per-connection
+     * heap buffer grown by doubling up to conn_read_max_bytes and kept until the
+     * connection closes (so a stream of large frames allocates once). */
+    uint32_t read_asm_bytes;
+    uint32_t read_asm_count;
 } rs_loop_config;
 
 void rs_loop_config_default(rs_loop_config *cfg);
+/* Checks sizes and limits; -1 with a message naming the field. */
+int rs_loop_config_check(const rs_loop_config *cfg, rs_err *err);
 
 typedef struct rs_conn_ops {
     /* A connection was accepted on a listener. Return 0 to keep, -1 to refuse. */
@@ -78,7 +87,8 @@ typedef struct rs_conn_ops {
     void (*on_connect)(rs_conn *c, int err);
     /* data..data+len: all unconsumed bytes, in order, contiguous. Return the
      * count consumed (0..len); the rest is presented again with more data.
-     * Return -1 to close. The memory is valid during the call only: a frame
+     * Return -1 to close (queued bytes are flushed first; on_close gets
+     * -EPROTO). The memory is valid during the call only: a frame
      * that lies inside one receive buffer is passed in place (no copy); bytes
      * that span buffers are assembled in a per-connection buffer. */
     ssize_t (*on_data)(rs_conn *c, const uint8_t *data, size_t len);
