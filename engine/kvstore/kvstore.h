@@ -172,8 +172,9 @@ typedef struct rs_kv_load_report {
     uint64_t expired;     /* records skipped: already expired */
     uint64_t corrupt;     /* records skipped: bad checksum, magic or size */
     uint64_t oversize;    /* records skipped: above this cache's max value */
-    uint64_t bad_offset;  /* first offset where the file stopped making sense; 0 = clean */
+    bool damaged;         /* the file was truncated or had garbage (a warning was logged) */
     bool truncated;       /* the file ended inside a record */
+    uint64_t bad_offset;  /* when damaged: the first offset where it stopped making sense */
 } rs_kv_load_report;
 
 /* Writes every live entry to "<path>.tmp.<pid>", fsyncs, renames to path and
