@@ -165,7 +165,8 @@ rs_st_file *rs_st_open(const char *path, rs_err *err) {
     if (!f->header || jerr != json_tokener_success || trailing ||
         !json_object_is_type(f->header, json_type_object)) {
         rs_err_set(err, "%s: bad header: %s", path,
-                   jerr != json_tokener_success ? json_tokener_error_desc(jerr)
+                   jerr == json_tokener_continue  ? "the JSON header ends too early"
+                   : jerr != json_tokener_success ? json_tokener_error_desc(jerr)
                    : trailing                  ? "bytes after the JSON header"
                                                : "not a JSON object");
         goto fail;
