@@ -236,9 +236,12 @@ bool rs_router_model_ready(rs_router *r, rs_str model, rs_str version, uint32_t 
 const rs_retry_budget *rs_router_retry_budget(const rs_router *r);
 uint64_t rs_router_now_ns(const rs_router *r);
 
-/* `GET /v2/workers` body (jansson; the caller json_decref's it). */
-struct json_t;
-struct json_t *rs_router_workers_json(const rs_router *r);
+/* `GET /v2/workers` body: {"workers": [{id, address, models, state, health,
+ * breaker, static, in_flight, ewma_latency_us, error_rate, requests,
+ * failures, last_heartbeat_ms_ago, weight, capacity, numa_node, gpu}]}
+ * (json-c; the caller json_object_put's it). */
+struct json_object;
+struct json_object *rs_router_workers_json(const rs_router *r);
 /* Appends the same figures in Prometheus text format to buf[*len..cap);
  * returns 0, or -1 when it does not fit (*len unchanged). */
 int rs_router_metrics_append(const rs_router *r, char *buf, size_t cap, size_t *len);

@@ -1,8 +1,8 @@
 /* router_report.c — the worker table for people and for Prometheus:
- * `GET /v2/workers` JSON (jansson) and the same figures as metric lines.
+ * `GET /v2/workers` JSON (json-c) and the same figures as metric lines.
  * Not on the hot path: JSON allocates, the metrics writer does not. */
 #include <inttypes.h>
-#include <jansson.h>
+#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,36 +23,63 @@ static void format_address(char *out, size_t cap, const rs_worker *w) {
         snprintf(out, cap, "%s:%u", w->host, w->port);
 }
 
-json_t *rs_router_workers_json(const rs_router *r) {
+static void add_str(json_object *o, const char *k, const char *v) {
+    json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static void add_int(json_object *o, const char *k, int64_t v) {
+    json_object_object_add(o, k, json_object_new_int64(v));
+}
+
+struct json_object *rs_router_workers_json(const rs_router *r) {
     uint64_t now = rs_router_now_ns(r);
-    json_t *list = json_array();
+    json_object *list = json_object_new_array();
     for (uint32_t s = 0; s < rs_router_capacity(r); s++) {
         const rs_worker *w = rs_router_worker_at(r, s);
         if (!w) continue;
         char addr[RS_HOST_BYTES + 16];
         format_address(addr, sizeof(addr), w);
-        json_t *models = json_array();
-        if (w->any_model) json_array_append_new(models, json_pack("{s:s}", "name", "*"));
-        for (uint32_t i = 0; i < w->n_models; i++)
-            json_array_append_new(models, json_pack("{s:s,s:s,s:i}", "name", w->models[i].name,
-                                                    "version", w->models[i].version, "shard",
-                                                    (json_int_t)w->models[i].shard));
-        json_t *hb = w->is_static ? json_null()
-                                  : json_integer((json_int_t)((now - w->last_heartbeat_ns) /
-                                                              NS_PER_MS));
-        json_t *o = json_pack(
-            "{s:s,s:s,s:o,s:s,s:s,s:s,s:b,s:I,s:f,s:f,s:I,s:I,s:o,s:I,s:I,s:i,s:i}", "id", w->id,
-            "address", addr, "models", models, "state", worker_state(w), "health",
-            rs_health_state_name(w->health.state), "breaker",
-            rs_breaker_state_name(w->health.breaker), "static", w->is_static, "in_flight",
-            (json_int_t)w->lb.in_flight, "ewma_latency_us",
-            w->lb.latency_samples ? w->lb.ewma_latency_us : 0.0, "error_rate", w->error_rate,
-            "requests", (json_int_t)w->requests, "failures", (json_int_t)w->failures,
-            "last_heartbeat_ms_ago", hb, "weight", (json_int_t)w->lb.weight, "capacity",
-            (json_int_t)w->capacity, "numa_node", (int)w->numa_node, "gpu", (int)w->gpu);
-        json_array_append_new(list, o);
+        json_object *models = json_object_new_array();
+        if (w->any_model) {
+            json_object *m = json_object_new_object();
+            add_str(m, "name", "*");
+            json_object_array_add(models, m);
+        }
+        for (uint32_t i = 0; i < w->n_models; i++) {
+            json_object *m = json_object_new_object();
+            add_str(m, "name", w->models[i].name);
+            add_str(m, "version", w->models[i].version);
+            add_int(m, "shard", w->models[i].shard);
+            json_object_array_add(models, m);
+        }
+        json_object *o = json_object_new_object();
+        add_str(o, "id", w->id);
+        add_str(o, "address", addr);
+        json_object_object_add(o, "models", models);
+        add_str(o, "state", worker_state(w));
+        add_str(o, "health", rs_health_state_name(w->health.state));
+        add_str(o, "breaker", rs_breaker_state_name(w->health.breaker));
+        json_object_object_add(o, "static", json_object_new_boolean(w->is_static));
+        add_int(o, "in_flight", w->lb.in_flight);
+        json_object_object_add(
+            o, "ewma_latency_us",
+            json_object_new_double(w->lb.latency_samples ? w->lb.ewma_latency_us : 0.0));
+        json_object_object_add(o, "error_rate", json_object_new_double(w->error_rate));
+        add_int(o, "requests", (int64_t)w->requests);
+        add_int(o, "failures", (int64_t)w->failures);
+        json_object_object_add(o, "last_heartbeat_ms_ago",
+                               w->is_static ? NULL
+                                            : json_object_new_int64((int64_t)(
+                                                  (now - w->last_heartbeat_ns) / NS_PER_MS)));
+        add_int(o, "weight", w->lb.weight);
+        add_int(o, "capacity", w->capacity);
+        add_int(o, "numa_node", w->numa_node);
+        add_int(o, "gpu", w->gpu);
+        json_object_array_add(list, o);
     }
-    return json_pack("{s:o}", "workers", list);
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "workers", list);
+    return doc;
 }
 
 /* ---- Prometheus text ---- */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include <jansson.h>
+#include <json-c/json.h>
 
 #include "tests/router/fake.h"
 
@@ -37,45 +37,51 @@ static rs_router *start(fixture *fx) {
     return fx->r;
 }
 
+static json_object *get(json_object *o, const char *k) {
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(o, k, &v)) fail_msg("missing key '%s'", k);
+    return v;
+}
+
 static void test_json(void **state) {
     (void)state;
     fixture *fx = calloc(1, sizeof(*fx));
     rs_router *r = start(fx);
-    json_t *doc = rs_router_workers_json(r);
-    char *text = json_dumps(doc, JSON_COMPACT);
-    json_error_t jerr;
-    json_t *back = json_loads(text, 0, &jerr); /* valid JSON */
+    json_object *doc = rs_router_workers_json(r);
+    const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+    json_object *back = json_tokener_parse(text); /* valid JSON */
     assert_non_null(back);
-    json_t *list = json_object_get(back, "workers");
-    assert_int_equal(json_array_size(list), 2);
-    json_t *st = json_array_get(list, 0), *w = json_array_get(list, 1);
-    assert_string_equal(json_string_value(json_object_get(st, "address")), "127.0.0.1:9001");
-    assert_string_equal(json_string_value(json_object_get(st, "state")), "unknown");
-    assert_true(json_is_null(json_object_get(st, "last_heartbeat_ms_ago")));
-    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(st, "models"), 0), "name")), "*");
+    json_object *list = get(back, "workers");
+    assert_int_equal(json_object_array_length(list), 2);
+    json_object *st = json_object_array_get_idx(list, 0), *w = json_object_array_get_idx(list, 1);
+    assert_string_equal(json_object_get_string(get(st, "address")), "127.0.0.1:9001");
+    assert_string_equal(json_object_get_string(get(st, "state")), "unknown");
+    assert_null(get(st, "last_heartbeat_ms_ago")); /* static: JSON null */
+    assert_string_equal(
+        json_object_get_string(get(json_object_array_get_idx(get(st, "models"), 0), "name")), "*");
 
-    assert_string_equal(json_string_value(json_object_get(w, "id")), "w7");
-    assert_string_equal(json_string_value(json_object_get(w, "address")), "10.0.0.8:9007");
-    assert_string_equal(json_string_value(json_object_get(w, "state")), "up");
-    json_t *models = json_object_get(w, "models");
-    assert_int_equal(json_array_size(models), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(models, 0), "name")), "digits");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(models, 0), "version")), "1");
-    assert_int_equal(json_integer_value(json_object_get(w, "in_flight")), 1);
-    assert_int_equal(json_integer_value(json_object_get(w, "requests")), 4);
-    assert_int_equal(json_integer_value(json_object_get(w, "failures")), 1);
-    assert_int_equal(json_integer_value(json_object_get(w, "capacity")), 4);
-    assert_int_equal(json_integer_value(json_object_get(w, "numa_node")), 1);
+    assert_string_equal(json_object_get_string(get(w, "id")), "w7");
+    assert_string_equal(json_object_get_string(get(w, "address")), "10.0.0.8:9007");
+    assert_string_equal(json_object_get_string(get(w, "state")), "up");
+    json_object *models = get(w, "models");
+    assert_int_equal(json_object_array_length(models), 2);
+    json_object *m0 = json_object_array_get_idx(models, 0);
+    assert_string_equal(json_object_get_string(get(m0, "name")), "digits");
+    assert_string_equal(json_object_get_string(get(m0, "version")), "1");
+    assert_int_equal(json_object_get_int64(get(w, "in_flight")), 1);
+    assert_int_equal(json_object_get_int64(get(w, "requests")), 4);
+    assert_int_equal(json_object_get_int64(get(w, "failures")), 1);
+    assert_int_equal(json_object_get_int64(get(w, "capacity")), 4);
+    assert_int_equal(json_object_get_int64(get(w, "numa_node")), 1);
     /* EWMA(2000, 2000, 2000, 10000 us; alpha 0.3) = 4400 us */
-    double ewma = json_real_value(json_object_get(w, "ewma_latency_us"));
+    double ewma = json_object_get_double(get(w, "ewma_latency_us"));
     assert_true(ewma > 4399.9 && ewma < 4400.1);
     /* error rate EWMA(0,0,0,1; alpha 0.1) = 0.1 */
-    double er = json_real_value(json_object_get(w, "error_rate"));
+    double er = json_object_get_double(get(w, "error_rate"));
     assert_true(er > 0.0999 && er < 0.1001);
-    assert_int_equal(json_integer_value(json_object_get(w, "last_heartbeat_ms_ago")), 1516);
-    json_decref(back);
-    free(text);
-    json_decref(doc);
+    assert_int_equal(json_object_get_int64(get(w, "last_heartbeat_ms_ago")), 1516);
+    json_object_put(back);
+    json_object_put(doc);
     rs_router_destroy(r);
     free(fx);
 }
