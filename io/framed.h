@@ -59,7 +59,7 @@ ssize_t rs_framed_scan(const uint8_t *data, size_t len, uint32_t max_payload_byt
 
 /* on_data for a framed connection: dispatches complete frames; on a bad
  * frame sends ERROR (code, sentence) and returns -1 (the loop flushes, then
- * closes). Logs the fault once per peer at warn level. */
+ * closes). Logs one warn line per connection closed this way. */
 ssize_t rs_framed_on_data(rs_conn *c, const uint8_t *data, size_t len, const rs_framed_cfg *cfg);
 
 /* ---- sending (the loop copies the bytes: buffers may be reused at once) ---- */
