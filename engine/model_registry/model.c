@@ -157,75 +157,28 @@ static int rs_model_batching_parse(const rs_cfg_node *root, rs_model *m, rs_err 
     return 0;
 }
 
-static int rs_model_placement_parse(const rs_cfg_node *root, rs_model_placement *p,
-                                    rs_err *err) {
+/* placement is topo's per-model placement (topo/plan.h parses and checks
+ * it, so the plan and the registry agree on its meaning); `instances` is a
+ * top-level model field here, so it is refused inside placement. */
+static int rs_model_placement_parse(const rs_cfg_node *root, rs_model *m, rs_err *err) {
     static const char *const keys[] = {"device", "gpus", "gpu_memory_mb", "numa", NULL};
-    static const char *const devices[] = {"cpu", "gpu", NULL};
+    rs_model_placement *p = &m->placement;
     rs_cfg_node pl = rs_cfg_get(root, "placement");
     memset(p, 0, sizeof(*p));
-    p->numa = RS_MODEL_NUMA_AUTO;
-    p->numa_resolved = -1;
-    if (rs_cfg_present(&pl) && rs_cfg_check_keys(&pl, keys, err) < 0) return -1;
-    int dev = 0;
-    if (rs_cfg_enum(&pl, "device", false, RS_MODEL_DEVICE_CPU, devices, &dev, err) < 0) return -1;
-    p->device = (rs_model_device)dev;
-    rs_cfg_node gpus = rs_cfg_get(&pl, "gpus");
-    if (rs_cfg_present(&gpus)) {
-        size_t n = rs_cfg_len(&gpus);
-        if (!rs_cfg_is_seq(&gpus) || n > RS_MODEL_MAX_GPUS) {
-            rs_cfg_fail(&gpus, err, "expected a list of at most %d GPU ids", RS_MODEL_MAX_GPUS);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            rs_cfg_node g = rs_cfg_at(&gpus, i);
-            const char *text = rs_cfg_scalar(&g);
-            char *end = NULL;
-            long v = text ? strtol(text, &end, 10) : -1;
-            if (!text || !text[0] || *end != '\0' || v < 0 || v > 1023) {
-                rs_cfg_fail(&g, err, "'%s': expected a GPU id in [0, 1023]",
-                            text ? text : "(not a scalar)");
-                return -1;
-            }
-            for (size_t j = 0; j < i; j++) {
-                if (p->gpus[j] == (int32_t)v) {
-                    rs_cfg_fail(&g, err, "'%s': duplicate GPU id", text);
-                    return -1;
-                }
-            }
-            p->gpus[i] = (int32_t)v;
-        }
-        p->gpu_count = (uint32_t)n;
-    }
-    if (rs_cfg_u64(&pl, "gpu_memory_mb", false, 0, 0, 1u << 24, &p->gpu_memory_mb, err) < 0)
+    if (rs_cfg_present(&pl) && !rs_cfg_is_scalar(&pl) && rs_cfg_check_keys(&pl, keys, err) < 0)
         return -1;
-    if (p->device == RS_MODEL_DEVICE_GPU && p->gpu_count == 0) {
-        rs_cfg_node n = rs_cfg_get(&pl, "gpus");
-        if (!rs_cfg_present(&n)) n = rs_cfg_get(&pl, "device");
-        rs_cfg_fail(&n, err, "device gpu needs at least one GPU id in placement.gpus");
+    if (rs_cfg_is_scalar(&pl) && rs_cfg_scalar(&pl)[0] != '\0') {
+        rs_cfg_fail(&pl, err, "'%s': expected a mapping {device, gpus, gpu_memory_mb, numa}",
+                    rs_cfg_scalar(&pl));
         return -1;
     }
-    if (p->device == RS_MODEL_DEVICE_CPU && (p->gpu_count > 0 || p->gpu_memory_mb > 0)) {
-        rs_cfg_node n = rs_cfg_get(&pl, p->gpu_count > 0 ? "gpus" : "gpu_memory_mb");
-        rs_cfg_fail(&n, err, "only valid with device: gpu");
-        return -1;
-    }
-    rs_cfg_node numa = rs_cfg_get(&pl, "numa");
-    if (rs_cfg_present(&numa)) {
-        const char *text = rs_cfg_scalar(&numa);
-        char *end = NULL;
-        long v = -2;
-        if (text && strcmp(text, "auto") == 0) v = RS_MODEL_NUMA_AUTO;
-        else if (text && text[0]) {
-            v = strtol(text, &end, 10);
-            if (*end != '\0' || v < 0 || v > 1023) v = -2;
-        }
-        if (v == -2) {
-            rs_cfg_fail(&numa, err, "'%s': expected auto or a NUMA node in [0, 1023]",
-                        text ? text : "(not a scalar)");
-            return -1;
-        }
-        p->numa = (int32_t)v;
-    }
+    if (rs_plan_model_parse(&pl, m->name, &p->plan, err) < 0) return -1;
+    p->plan.instances = (int)m->instances;
+    p->device = p->plan.device == RS_PLAN_DEVICE_GPU ? RS_MODEL_DEVICE_GPU : RS_MODEL_DEVICE_CPU;
+    p->gpu_count = (uint32_t)p->plan.gpu_count;
+    for (uint32_t i = 0; i < p->gpu_count; i++) p->gpus[i] = p->plan.gpus[i];
+    p->gpu_memory_mb = p->plan.gpu_memory_mb;
+    p->numa = p->plan.numa == RS_PLAN_NUMA_AUTO ? RS_MODEL_NUMA_AUTO : p->plan.numa;
     p->numa_resolved = p->numa;
     return 0;
 }
@@ -386,7 +339,7 @@ int rs_model_parse(const rs_cfg_node *root, const char *dir, const char *dir_nam
     m->instances = (uint32_t)v;
     if (rs_cfg_u64(root, "shards", false, 1, 1, 64, &v, err) < 0) return -1;
     m->shards = (uint32_t)v;
-    if (rs_model_placement_parse(root, &m->placement, err) < 0) return -1;
+    if (rs_model_placement_parse(root, m, err) < 0) return -1;
     if (rs_model_stages(root, "pre", m->pre, &m->pre_count, err) < 0) return -1;
     if (rs_model_stages(root, "post", m->post, &m->post_count, err) < 0) return -1;
     int sp = 0;

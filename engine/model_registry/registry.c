@@ -220,7 +220,8 @@ static int rs_registry_add(rs_registry *r, const rs_registry_config *cfg, const 
         r->skipped++;
         return 0;
     }
-    if (m->placement.device == RS_MODEL_DEVICE_GPU && m->placement.numa == RS_MODEL_NUMA_AUTO)
+    if (m->placement.device == RS_MODEL_DEVICE_GPU && m->placement.numa == RS_MODEL_NUMA_AUTO &&
+        m->placement.gpu_count > 0)
         m->placement.numa_resolved =
             cfg->gpu_numa ? cfg->gpu_numa(m->placement.gpus[0], cfg->gpu_numa_ctx) : -1;
     r->models[r->count++] = m;

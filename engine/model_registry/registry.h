@@ -43,6 +43,7 @@
 #include "engine/common/config.h"
 #include "engine/common/err.h"
 #include "io/tensor.h"
+#include "topo/plan.h"
 
 #define RS_MODEL_MAX_IO 8             /* inputs, outputs per model */
 #define RS_MODEL_MAX_STAGES 8         /* pre, post stages per model */
@@ -50,7 +51,7 @@
 #define RS_STAGE_NAME_BYTES 32        /* NUL included */
 #define RS_STAGE_KEY_BYTES 32         /* NUL included */
 #define RS_STAGE_VALUE_BYTES 256      /* NUL included (file paths fit) */
-#define RS_MODEL_MAX_GPUS 8
+#define RS_MODEL_MAX_GPUS RS_PLAN_MODEL_MAX_GPUS
 #define RS_MODEL_MAX_PREFERRED 8      /* preferred_batch_sizes */
 #define RS_MODEL_MAX_BATCH 4096
 #define RS_MODEL_MAX_VERSION 999999
@@ -90,14 +91,19 @@ typedef enum rs_stages_placement {
 
 #define RS_MODEL_NUMA_AUTO (-1)
 
+/* The fields below mirror plan (topo's own struct, filled by topo's parser,
+ * instances included): pass &placement.plan to rs_plan_build. device gpu
+ * with no gpus means round-robin over the host's GPUs (topo/plan.h). */
 typedef struct rs_model_placement {
+    rs_plan_model plan;
     rs_model_device device;
     uint32_t gpu_count;
     int32_t gpus[RS_MODEL_MAX_GPUS];
     uint64_t gpu_memory_mb;
     int32_t numa;          /* as configured: RS_MODEL_NUMA_AUTO or a node */
     int32_t numa_resolved; /* node to run on; for a GPU model with numa:auto,
-                              the NUMA node of gpus[0]; -1 = no preference */
+                              the NUMA node of gpus[0] (topo); -1 = no
+                              preference or not known before the plan */
 } rs_model_placement;
 
 typedef struct rs_model_batching {

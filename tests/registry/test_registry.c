@@ -77,6 +77,13 @@ static void test_full_model(void **state) {
     assert_int_equal(m.placement.gpus[0], 1);
     assert_int_equal(m.placement.gpu_memory_mb, 2048);
     assert_int_equal(m.placement.numa, RS_MODEL_NUMA_AUTO);
+    /* topo's placement struct, ready for rs_plan_build */
+    assert_string_equal(m.placement.plan.name, "m");
+    assert_int_equal(m.placement.plan.device, RS_PLAN_DEVICE_GPU);
+    assert_int_equal(m.placement.plan.gpu_count, 2);
+    assert_int_equal(m.placement.plan.gpus[0], 1);
+    assert_int_equal(m.placement.plan.instances, 3);
+    assert_int_equal(m.placement.plan.numa, RS_PLAN_NUMA_AUTO);
     assert_int_equal(m.pre_count, 2);
     assert_string_equal(m.pre[0].name, "normalize");
     assert_string_equal(rs_stage_spec_param(&m.pre[0], "scale"), "0.5");
@@ -128,6 +135,11 @@ static void test_defaults(void **state) {
     assert_int_equal(rs_tensor_spec_row_bytes(&m.inputs[0]), 0);
     assert_int_equal(m.placement.numa, 1);
     assert_int_equal(m.placement.numa_resolved, 1);
+    assert_int_equal(m.placement.plan.numa, 1);
+    /* device gpu without ids: round-robin over the host's GPUs (topo) */
+    assert_int_equal(parse_text(HEAD "placement: {device: gpu}\n", &m, &err), 0);
+    assert_int_equal(m.placement.device, RS_MODEL_DEVICE_GPU);
+    assert_int_equal(m.placement.gpu_count, 0);
 }
 
 typedef struct bad_case {
@@ -199,17 +211,22 @@ static void test_bad_fields(void **state) {
         {HEAD "shards: 65\n", "m.yaml:5: shards: '65': out of range [1, 64]"},
         {HEAD "placement: {device: tpu}\n",
          "m.yaml:5: placement.device: 'tpu': expected one of cpu|gpu"},
-        {HEAD "placement: {device: gpu}\n",
-         "m.yaml:5: placement.device: device gpu needs at least one GPU id in placement.gpus"},
+        {HEAD "placement: {instances: 2}\n",
+         "m.yaml:5: placement.instances: unknown field (allowed: device, gpus, gpu_memory_mb, "
+         "numa)"},
+        {HEAD "placement: gpu\n",
+         "m.yaml:5: placement: 'gpu': expected a mapping {device, gpus, gpu_memory_mb, numa}"},
         {HEAD "placement: {device: gpu, gpus: [0, 0]}\n",
-         "m.yaml:5: placement.gpus[1]: '0': duplicate GPU id"},
+         "m.yaml:5: placement.gpus[1]: '0': GPU listed twice"},
         {HEAD "placement: {device: gpu, gpus: [x]}\n",
-         "m.yaml:5: placement.gpus[0]: 'x': expected a GPU id in [0, 1023]"},
-        {HEAD "placement: {gpus: [0]}\n", "m.yaml:5: placement.gpus: only valid with device: gpu"},
+         "m.yaml:5: placement.gpus[0]: 'x': expected a GPU id 0..15"},
+        {HEAD "placement: {gpus: [0]}\n",
+         "m.yaml:5: placement.gpus: '0': GPUs listed but device is cpu (set device: gpu)"},
         {HEAD "placement: {gpu_memory_mb: 10}\n",
-         "m.yaml:5: placement.gpu_memory_mb: only valid with device: gpu"},
+         "m.yaml:5: placement.gpu_memory_mb: '10': gpu_memory_mb set but device is cpu (set "
+         "device: gpu)"},
         {HEAD "placement: {numa: far}\n",
-         "m.yaml:5: placement.numa: 'far': expected auto or a NUMA node in [0, 1023]"},
+         "m.yaml:5: placement.numa: 'far': expected auto or a NUMA node number"},
         {HEAD "placement: {cores: 3}\n",
          "m.yaml:5: placement.cores: unknown field (allowed: device, gpus, gpu_memory_mb, numa)"},
         {HEAD "pre: normalize\n", "m.yaml:5: pre: expected a list of at most 8 stages"},
