@@ -1,8 +1,8 @@
 /* cmd_cache.c — `ringserve cache`: inspect and operate the shared cache.
  *
- * Attaches to the segment named by the config's `cache:` section (never
- * creates one) so an operator can look at what the running processes
- * share. Exit codes: 0 done, 1 key not found, 2 usage/config/attach error. */
+ * Attaches to the segment named by the config's `cache:` section so an
+ * operator can look at what the running processes share; only `set`
+ * creates the segment when it does not exist yet. Exit codes: 0 done, 1 key not found, 2 usage/config/attach error. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,8 @@ static void rs_cache_usage(FILE *out) {
             "usage: ringserve cache <command> --config FILE [args]\n"
             "  stats              counters: hits, misses, hit rate, size, evictions, oversize\n"
             "  get KEY [--raw]    show an entry (KEY: 32 hex digits); --raw writes the value bytes\n"
-            "  set KEY VALUE [--ttl S]  store VALUE (text); S seconds, 0 = never, default from config\n"
+            "  set KEY VALUE [--ttl S]  store VALUE (text), creating the segment if needed;\n"
+            "                     S seconds, 0 = never, default from config\n"
             "  del KEY            remove an entry\n"
             "  clear              remove every entry\n"
             "  save               write a snapshot to the configured persist file now\n"
@@ -172,7 +173,9 @@ int rs_cmd_cache(int argc, char **argv) {
     }
     rs_kv_key key = {0, 0};
     if (nargs[which] >= 1 && rs_cache_key_arg(pos[0], &key) != 0) return 2;
-    rs_kv *kv = rs_kv_attach(cfg.name, NULL, &err);
+    /* `set` may create the segment (warming it from the snapshot, like a
+     * coordinator would); every other command only attaches. */
+    rs_kv *kv = which == 2 ? rs_kv_open(&cfg, NULL, &err) : rs_kv_attach(cfg.name, NULL, &err);
     if (!kv) {
         fprintf(stderr, "ringserve cache: %s\n", err.msg);
         return 2;
