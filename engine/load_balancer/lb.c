@@ -154,11 +154,13 @@ uint32_t rs_lb_rand(rs_lb *lb, uint32_t n) {
     return (uint32_t)(((unsigned __int128)next_u64(lb) * n) >> 64);
 }
 
+/* Scans start from a rotating offset so that ties are spread. */
+static uint32_t rotate_start(rs_lb *lb, uint32_t n) { return (uint32_t)(lb->cursor++ % n); }
+
 static uint32_t pick_least_connections(rs_lb *lb, const rs_lb_stats *const *c, uint32_t n) {
-    uint32_t start = (uint32_t)(lb->cursor++ % n);
-    uint32_t best = start;
+    uint32_t i = rotate_start(lb, n), best = i;
     for (uint32_t k = 1; k < n; k++) {
-        uint32_t i = (start + k) % n;
+        if (++i == n) i = 0;
         if (c[i]->in_flight < c[best]->in_flight) best = i;
     }
     return best;
@@ -171,17 +173,14 @@ static bool needs_probe(const rs_lb *lb, const rs_lb_stats *s, uint64_t now_ns) 
 
 static uint32_t pick_least_latency(rs_lb *lb, const rs_lb_stats *const *c, uint32_t n,
                                    uint64_t now_ns) {
-    uint32_t start = (uint32_t)(lb->cursor++ % n);
+    uint32_t start = rotate_start(lb, n);
     /* An unmeasured (or long-unmeasured) idle worker gets the next request:
      * one probe at a time, so a slow newcomer is never flooded. */
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t i = (start + k) % n;
+    for (uint32_t k = 0, i = start; k < n; k++, i = i + 1 == n ? 0 : i + 1)
         if (c[i]->in_flight == 0 && needs_probe(lb, c[i], now_ns)) return i;
-    }
     uint32_t best = UINT32_MAX;
     double best_score = 0;
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t i = (start + k) % n;
+    for (uint32_t k = 0, i = start; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
         /* a worker being probed has no usable figure yet: skip it */
         if (c[i]->latency_samples == 0) continue;
         double score = c[i]->ewma_latency_us * (double)(c[i]->in_flight + 1);

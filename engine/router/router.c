@@ -34,6 +34,7 @@ struct rs_router {
     rs_router_hooks hooks;
     uint32_t max_workers;
     uint32_t max_groups;
+    uint32_t n_groups; /* groups are taken in order and never freed */
     uint32_t n_workers;
     rs_worker *workers;
     rs_group *groups;
@@ -70,9 +71,9 @@ static void emit(rs_router *r, uint32_t slot, rs_worker_event ev) {
 
 static rs_group *find_group(rs_router *r, const char *name, uint32_t len, uint32_t shard) {
     uint64_t h = name_hash(name, len, shard);
-    for (uint32_t g = 0; g < r->max_groups; g++) {
+    for (uint32_t g = 0; g < r->n_groups; g++) {
         rs_group *gr = &r->groups[g];
-        if (gr->used && gr->hash == h && gr->shard == shard && gr->name_len == len &&
+        if (gr->hash == h && gr->shard == shard && gr->name_len == len &&
             memcmp(gr->name, name, len) == 0)
             return gr;
     }
@@ -82,9 +83,9 @@ static rs_group *find_group(rs_router *r, const char *name, uint32_t len, uint32
 static rs_group *get_group(rs_router *r, const char *name, uint32_t len, uint32_t shard) {
     rs_group *gr = find_group(r, name, len, shard);
     if (gr) return gr;
-    for (uint32_t g = 0; g < r->max_groups; g++) {
+    if (r->n_groups < r->max_groups) {
+        uint32_t g = r->n_groups++;
         gr = &r->groups[g];
-        if (gr->used) continue;
         gr->used = true;
         gr->shard = shard;
         gr->hash = name_hash(name, len, shard);
