@@ -38,7 +38,9 @@ typedef int (*rs_framed_frame_fn)(rs_conn *c, const rs_frame_msg *m, void *arg);
 typedef struct rs_framed_cfg {
     rs_framed_frame_fn on_frame;
     void *arg;
-    uint32_t max_payload_bytes; /* 0: RS_FRAME_MAX_PAYLOAD_DEFAULT */
+    /* 0: RS_FRAME_MAX_PAYLOAD_DEFAULT. Keep 24 + this <= the loop's
+     * conn_read_max_bytes, or the loop closes before a frame is whole. */
+    uint32_t max_payload_bytes;
 } rs_framed_cfg;
 
 /* A fatal protocol error found while scanning. */

@@ -239,6 +239,17 @@ def build():
         "worker id is required")
     err("heartbeat_short", "TRUNCATED", frame("HEARTBEAT", 1, rc.heartbeat_payload("w", 1, 2)[:-2]),
         "queued field cut")
+    err("infer_response_model_empty", "MALFORMED",
+        frame("INFER_RESPONSE", 1, rc.infer_response_payload("", [X])), "a response names its model")
+    w = Writer().str("m").str("").str("").u32(1)
+    tensor_raw("y", 99, [1, 4], fdata, w=w)
+    err("infer_response_bad_dtype", "BAD_DTYPE", frame("INFER_RESPONSE", 1, bytes(w.buf)), "output dtype 99")
+    err("submit_trailing_bytes", "MALFORMED", frame("SUBMIT", 1, ir + b"\1"), "1 byte after the last field")
+    err("register_ack_short", "TRUNCATED", frame("REGISTER_ACK", 1, b"\0" * 7), "U64 payload of 7 bytes")
+    err("deregister_empty", "TRUNCATED", frame("DEREGISTER", 1, b""), "U64 payload missing")
+    err("pong_long", "MALFORMED", frame("PONG", 1, b"\0" * 16), "U64 payload of 16 bytes")
+    err("submit_ack_short", "TRUNCATED", frame("SUBMIT_ACK", 1, b"\0" * 3), "U64 payload of 3 bytes")
+    err("poll_long", "MALFORMED", frame("POLL", 1, b"\0" * 12), "U64 payload of 12 bytes")
 
 
 def render(name, expect, data, why, max_payload) -> str:

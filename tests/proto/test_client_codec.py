@@ -46,7 +46,7 @@ class Vectors(unittest.TestCase):
     def test_every_vector(self):
         vecs = load_vectors()
         self.assertGreaterEqual(len(vecs), 40)
-        seen = set()
+        seen, seen_bad = set(), set()
         for v in vecs:
             with self.subTest(v["name"]):
                 maxp = int(v["max_payload"])
@@ -67,7 +67,9 @@ class Vectors(unittest.TestCase):
                         rc.decode_frame(v["bytes"], maxp)
                     self.assertEqual(cm.exception.code, int(code), str(cm.exception))
                     self.assertEqual(cm.exception.status, name)
+                    seen_bad.add(v["type"])
         self.assertEqual(seen, set(rc.MSG_TYPES))
+        self.assertEqual(seen_bad - {"-"}, set(rc.MSG_TYPES))  # an invalid vector per type
 
     def test_generator_matches_committed_vectors(self):
         r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "gen_frame_vectors.py"),

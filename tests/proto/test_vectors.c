@@ -25,6 +25,7 @@
 
 typedef struct vec {
     char name[128];
+    char type[32]; /* "# type:" as written; "-" when the header has none */
     bool ok;
     int code;
     uint32_t max_payload;
@@ -59,6 +60,7 @@ static void load_one(const char *path, vec *v) {
             char key[32], val[256];
             if (sscanf(line, "# %31[^:]: %255[^\n]", key, val) != 2) continue;
             if (strcmp(key, "name") == 0) snprintf(v->name, sizeof(v->name), "%s", val);
+            if (strcmp(key, "type") == 0) snprintf(v->type, sizeof(v->type), "%s", val);
             if (strcmp(key, "max_payload") == 0) v->max_payload = (uint32_t)strtoul(val, NULL, 10);
             if (strcmp(key, "expect") == 0) {
                 have_expect = true;
@@ -188,6 +190,7 @@ static void test_every_vector(void **state) {
     assert_true(g_n >= 40);
     int n_ok = 0, n_err = 0;
     bool types_seen[RS_MSG_TYPE_COUNT_] = {0};
+    bool bad_seen[RS_MSG_TYPE_COUNT_] = {0};
     for (int i = 0; i < g_n; i++) {
         const vec *v = &g_vecs[i];
         rs_frame_msg m;
@@ -202,11 +205,15 @@ static void test_every_vector(void **state) {
                 fail_msg("%s: expected error %d, got %lld (%s)", v->name, v->code, (long long)rc,
                          why);
             assert_true(strlen(why) > 10); /* a sentence, not silence */
+            for (int t = 1; t < RS_MSG_TYPE_COUNT_; t++)
+                if (strcmp(v->type, rs_msg_type_name((uint32_t)t)) == 0) bad_seen[t] = true;
             n_err++;
         }
     }
     for (int t = 1; t < RS_MSG_TYPE_COUNT_; t++)
-        if (!types_seen[t]) fail_msg("no valid vector for message type %s", rs_msg_type_name(t));
+        if (!types_seen[t] || !bad_seen[t])
+            fail_msg("no %s vector for message type %s", types_seen[t] ? "invalid" : "valid",
+                     rs_msg_type_name((uint32_t)t));
     assert_true(n_ok >= 14 && n_err >= 20);
 }
 
