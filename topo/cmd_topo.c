@@ -4,8 +4,10 @@
  *
  *   ringserve topo [--config F] [--topology-xml F | --synthetic S] [--json] [--hold]
  *
- * Models come from the config's `topology.placement` mapping (per-host
- * placement of each model, see topo/plan.h). --hold keeps the pinned
+ * Models come from the model registry when the config has a `models:`
+ * section (each model.yaml's placement and instances), with the config's
+ * `topology.placement` mapping overriding them per host; without `models:`
+ * the models planned are those topology.placement names (see topo/plan.h). --hold keeps the pinned
  * threads alive until stdin closes, so a test can read their affinity from
  * /proc/<pid>/task/<tid>/status. */
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include "engine/common/log.h"
 #include "topo/bind.h"
 #include "topo/plan.h"
+#include "topo/plan_registry.h"
 #include "topo/topo.h"
 
 typedef struct rs_topo_opts {
@@ -289,7 +292,7 @@ static json_object *rs_topo_json_plan(const rs_plan *plan, const rs_topo_applied
 static void rs_topo_usage(FILE *out) {
     fprintf(out, "usage: ringserve topo [--config FILE] [--topology-xml FILE | --synthetic DESC] "
                  "[--json] [--hold]\n"
-                 "  --config FILE        read the `topology:` section (placement of models in "
+                 "  --config FILE        read `topology:` and the models of `models:` (or of "
                  "topology.placement)\n"
                  "  --topology-xml FILE  plan for an hwloc XML topology instead of this machine\n"
                  "  --synthetic DESC     plan for an hwloc synthetic topology, e.g. "
@@ -332,14 +335,42 @@ static int rs_topo_args(int argc, char **argv, rs_topo_opts *o) {
     return 0;
 }
 
-static int rs_topo_read_config(const char *file, rs_topo_config *cfg, rs_err *err) {
+/* The models to plan: the registry's when the config has a `models:`
+ * section (model.yaml placement, overridden by topology.placement), else
+ * those topology.placement names. */
+typedef struct rs_topo_models {
+    rs_plan_model *list;
+    size_t count;
+    bool from_registry;
+} rs_topo_models;
+
+static int rs_topo_read_config(const char *file, const rs_topo_info *info, rs_topo_config *cfg,
+                               rs_topo_models *models, rs_err *err) {
     rs_topo_config_default(cfg);
     if (!file) return 0;
     rs_cfg *doc = rs_cfg_load_file(file, err);
     if (!doc) return -1;
     rs_cfg_node root = rs_cfg_root(doc);
     rs_cfg_node section = rs_cfg_get(&root, "topology");
+    rs_cfg_node models_section = rs_cfg_get(&root, "models");
     int rc = rs_topo_config_parse(&section, cfg, err);
+    if (rc == 0 && rs_cfg_present(&models_section)) {
+        rs_registry_config rcfg;
+        rc = rs_registry_config_parse(&models_section, &rcfg, err);
+        if (rc == 0) {
+            rcfg.gpu_numa = rs_topo_gpu_numa;
+            rcfg.gpu_numa_ctx = (void *)info;
+            rs_registry *r = rs_registry_create(&rcfg, err);
+            models->list = calloc(RS_REGISTRY_MAX_MODELS, sizeof(*models->list));
+            rc = r && models->list ? rs_plan_models_from_registry(r, models->list,
+                                                                  RS_REGISTRY_MAX_MODELS,
+                                                                  &models->count, err)
+                                   : -1;
+            if (r && !models->list) rs_err_set(err, "models: out of memory");
+            models->from_registry = true;
+            rs_registry_destroy(r);
+        }
+    }
     rs_cfg_free(doc);
     return rc;
 }
@@ -352,13 +383,10 @@ int rs_cmd_topo(int argc, char **argv) {
     rs_plan *plan = calloc(1, sizeof(*plan));
     rs_topo_applied *applied = calloc(RS_PLAN_MAX_ENTRIES, sizeof(*applied));
     rs_topo *t = NULL;
+    rs_topo_models models = {0};
     int rc = 2;
     if (!cfg || !plan || !applied) {
         fprintf(stderr, "ringserve topo: out of memory\n");
-        goto out;
-    }
-    if (rs_topo_read_config(o.config, cfg, &err) != 0) {
-        fprintf(stderr, "ringserve topo: %s\n", err.msg);
         goto out;
     }
     t = o.xml         ? rs_topo_load_xml(o.xml, &err)
@@ -369,8 +397,13 @@ int rs_cmd_topo(int argc, char **argv) {
         goto out;
     }
     const rs_topo_info *info = rs_topo_get_info(t);
-    /* Without a model registry the models are those the config places. */
-    if (rs_plan_build(info, cfg, cfg->placement, (size_t)cfg->placement_count, plan, &err) != 0) {
+    if (rs_topo_read_config(o.config, info, cfg, &models, &err) != 0) {
+        fprintf(stderr, "ringserve topo: %s\n", err.msg);
+        goto out;
+    }
+    const rs_plan_model *list = models.from_registry ? models.list : cfg->placement;
+    size_t count = models.from_registry ? models.count : (size_t)cfg->placement_count;
+    if (rs_plan_build(info, cfg, list, count, plan, &err) != 0) {
         fprintf(stderr, "ringserve topo: %s\n", err.msg);
         goto out;
     }
@@ -398,6 +431,7 @@ int rs_cmd_topo(int argc, char **argv) {
     rc = 0;
 out:
     rs_topo_free(t);
+    free(models.list);
     free(applied);
     free(plan);
     free(cfg);

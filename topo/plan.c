@@ -16,6 +16,7 @@ typedef struct rs_plan_ctx {
     const rs_topo_info *topo;
     const rs_topo_config *cfg;
     const rs_plan_model *const *models; /* each model, or its topology.placement override */
+    const rs_plan_model *given;         /* the models as passed: their names name entries */
     size_t model_count;
     rs_plan *plan;
     rs_err *err;
@@ -438,7 +439,7 @@ static int rs_plan_models(rs_plan_ctx *c) {
             rs_plan_entry e = {.role = RS_PLAN_WORKER, .model = (int)m,
                                .instance = inst[k].instance, .numa = node, .gpu = inst[k].gpu,
                                .gpu_memory_mb = pm->gpu_memory_mb};
-            snprintf(e.model_name, sizeof(e.model_name), "%s", pm->name);
+            snprintf(e.model_name, sizeof(e.model_name), "%s", c->given[m].name);
             e.mem_node = rs_plan_mem_node(c, node);
             rs_plan_entry pre = e;
             pre.role = RS_PLAN_PREPROCESS;
@@ -461,6 +462,15 @@ static int rs_plan_models(rs_plan_ctx *c) {
     return 0;
 }
 
+/* An override named "m" covers model "m" and every version "m:<n>". */
+static bool rs_plan_name_match(const char *override, const char *model) {
+    size_t len = strlen(override);
+    if (strncmp(override, model, len) != 0) return false;
+    if (model[len] == '\0') return true;
+    return model[len] == ':' && model[len + 1] && strspn(model + len + 1, "0123456789") ==
+                                                      strlen(model + len + 1);
+}
+
 /* Each model, or the topology.placement entry of the same name. */
 static int rs_plan_resolve(const rs_topo_config *cfg, const rs_plan_model *models, size_t count,
                            const rs_plan_model *eff[], rs_err *err) {
@@ -472,12 +482,13 @@ static int rs_plan_resolve(const rs_topo_config *cfg, const rs_plan_model *model
     for (size_t i = 0; i < count; i++) {
         eff[i] = &models[i];
         for (int j = 0; j < cfg->placement_count; j++)
-            if (strcmp(cfg->placement[j].name, models[i].name) == 0) eff[i] = &cfg->placement[j];
+            if (rs_plan_name_match(cfg->placement[j].name, models[i].name))
+                eff[i] = &cfg->placement[j];
     }
     for (int j = 0; j < cfg->placement_count; j++) {
         bool found = false;
         for (size_t i = 0; i < count && !found; i++)
-            found = strcmp(cfg->placement[j].name, models[i].name) == 0;
+            found = rs_plan_name_match(cfg->placement[j].name, models[i].name);
         if (!found) {
             rs_err_set(err, "%s: '%s': no such model is loaded", cfg->placement[j].origin,
                        cfg->placement[j].name);
@@ -494,7 +505,8 @@ int rs_plan_build(const rs_topo_info *topo, const rs_topo_config *cfg,
     out->numa = cfg->numa;
     const rs_plan_model *eff[RS_PLAN_MAX_ENTRIES];
     if (rs_plan_resolve(cfg, models, model_count, eff, err) != 0) goto fail;
-    rs_plan_ctx c = {.topo = topo, .cfg = cfg, .models = eff, .model_count = model_count,
+    rs_plan_ctx c = {.topo = topo, .cfg = cfg, .models = eff, .given = models,
+                     .model_count = model_count,
                      .plan = out, .err = err};
     bool io_core[RS_TOPO_MAX_CORES] = {false};
     if (rs_plan_validate(&c) != 0 || rs_plan_choose_io(&c, io_core) != 0 ||

@@ -149,6 +149,29 @@ class TopoPinTest(unittest.TestCase):
                 "ringserve topo: %s:2: topology.io_cores: '%d': cpu %d is outside the allowed "
                 "cpuset %d\n" % (cfg, first, first, last))
 
+    def test_registry_models_pinned(self):
+        """`models:` loads model.yaml files through the registry; topology.placement
+        overrides their instances."""
+        cfg = self.config("models:\n  repository: %s\n  load: [identity]\n"
+                          "topology:\n  placement:\n    identity: {instances: 2}\n"
+                          % os.path.join(SRC, "models"))
+        proc, doc = self.hold(["--config", cfg])
+        try:
+            workers = [e for e in doc["plan"]["entries"] if e["role"] == "worker"]
+            self.assertEqual([(w["model"], w["instance"]) for w in workers],
+                             [("identity", 0), ("identity", 1)])
+            self.check_pinned(proc, doc)
+        finally:
+            self.release(proc)
+        cfg = self.config("models:\n  repository: %s\n  load: [identity]\n"
+                          "topology:\n  placement:\n    idnetity: {}\n"
+                          % os.path.join(SRC, "models"))
+        r = subprocess.run([BIN, "topo", "--config", cfg], capture_output=True, text=True,
+                           timeout=LIMIT_S)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr, "ringserve topo: %s:6: topology.placement.idnetity: "
+                                   "'idnetity': no such model is loaded\n" % cfg)
+
     def test_bad_config_refused_with_one_line(self):
         cfg = self.config("topology:\n  smt: sometimes\n")
         r = subprocess.run([BIN, "topo", "--config", cfg], capture_output=True, text=True,
