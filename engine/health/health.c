@@ -15,8 +15,12 @@ void rs_health_config_default(rs_health_config *cfg) {
 }
 
 int rs_health_config_parse(const rs_cfg_node *section, rs_health_config *out, rs_err *err) {
-    static const char *const keys[] = {"interval_ms",      "timeout_ms",       "failure_threshold",
-                                       "success_threshold", "breaker_failures", "breaker_cooldown_ms",
+    static const char *const keys[] = {"interval_ms",
+                                       "timeout_ms",
+                                       "failure_threshold",
+                                       "success_threshold",
+                                       "breaker_failures",
+                                       "breaker_cooldown_ms",
                                        NULL};
     rs_health_config_default(out);
     if (!rs_cfg_present(section)) return 0;

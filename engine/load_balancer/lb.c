@@ -6,9 +6,8 @@
 
 #include "engine/common/log.h"
 
-static const char *const strategy_names[] = {"round_robin",   "least_connections", "random",
-                                             "least_latency", "weighted",          "p2c",
-                                             NULL};
+static const char *const strategy_names[] = {
+    "round_robin", "least_connections", "random", "least_latency", "weighted", "p2c", NULL};
 static const char *const locality_names[] = {"none", "host", "numa", NULL};
 static const char *const affinity_names[] = {"routing_key", "inputs", "none", NULL};
 
@@ -85,9 +84,9 @@ static int parse_weights(const rs_cfg_node *weights, rs_lb_config *out, rs_err *
 }
 
 int rs_lb_config_parse(const rs_cfg_node *section, rs_lb_config *out, rs_err *err) {
-    static const char *const keys[] = {"strategy",       "seed",   "locality", "affinity",
-                                       "ewma_alpha",     "models", "weights",  "probe_stale_ms",
-                                       NULL};
+    static const char *const keys[] = {"strategy", "seed",           "locality",
+                                       "affinity", "ewma_alpha",     "models",
+                                       "weights",  "probe_stale_ms", NULL};
     rs_lb_config_default(out);
     if (!rs_cfg_present(section)) return 0;
     if (rs_cfg_check_keys(section, keys, err) != 0) return -1;
@@ -98,8 +97,8 @@ int rs_lb_config_parse(const rs_cfg_node *section, rs_lb_config *out, rs_err *er
     if (rs_cfg_enum(section, "locality", false, RS_LOCALITY_NONE, locality_names, &e, err) != 0)
         return -1;
     out->locality = (rs_lb_locality)e;
-    if (rs_cfg_enum(section, "affinity", false, RS_AFFINITY_ROUTING_KEY, affinity_names, &e,
-                    err) != 0)
+    if (rs_cfg_enum(section, "affinity", false, RS_AFFINITY_ROUTING_KEY, affinity_names, &e, err) !=
+        0)
         return -1;
     out->affinity = (rs_lb_affinity)e;
     if (rs_cfg_u64(section, "seed", false, 1, 0, UINT64_MAX, &out->seed, err) != 0) return -1;
@@ -155,7 +154,9 @@ uint32_t rs_lb_rand(rs_lb *lb, uint32_t n) {
 }
 
 /* Scans start from a rotating offset so that ties are spread. */
-static uint32_t rotate_start(rs_lb *lb, uint32_t n) { return (uint32_t)(lb->cursor++ % n); }
+static uint32_t rotate_start(rs_lb *lb, uint32_t n) {
+    return (uint32_t)(lb->cursor++ % n);
+}
 
 static uint32_t pick_least_connections(rs_lb *lb, const rs_lb_stats *const *c, uint32_t n) {
     uint32_t i = rotate_start(lb, n), best = i;
@@ -195,7 +196,8 @@ static uint32_t pick_least_latency(rs_lb *lb, const rs_lb_stats *const *c, uint3
 
 static uint32_t pick_weighted(rs_lb *lb, const rs_lb_stats *const *c, uint32_t n) {
     uint64_t total = 0;
-    for (uint32_t i = 0; i < n; i++) total += c[i]->weight;
+    for (uint32_t i = 0; i < n; i++)
+        total += c[i]->weight;
     if (total == 0) return rs_lb_rand(lb, n);
     uint64_t r = (uint64_t)(((unsigned __int128)next_u64(lb) * total) >> 64);
     for (uint32_t i = 0; i < n; i++) {

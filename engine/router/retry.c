@@ -22,8 +22,7 @@ int rs_retry_config_parse(const rs_cfg_node *section, rs_retry_config *out, rs_e
     if (rs_cfg_u64(section, "budget_percent", false, out->budget_percent, 0, 100, &v, err))
         return -1;
     out->budget_percent = (uint32_t)v;
-    if (rs_cfg_u64(section, "min_retries", false, out->min_retries, 0, 1000000, &v, err))
-        return -1;
+    if (rs_cfg_u64(section, "min_retries", false, out->min_retries, 0, 1000000, &v, err)) return -1;
     out->min_retries = (uint32_t)v;
     if (rs_cfg_u64(section, "budget_window_ms", false, out->budget_window_ms, RS_RETRY_BUCKETS,
                    3600000, &out->budget_window_ms, err))

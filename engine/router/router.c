@@ -54,9 +54,13 @@ static uint64_t default_now_ns(void *ctx) {
     return rs_now_ns();
 }
 
-uint64_t rs_router_now_ns(const rs_router *r) { return r->hooks.clock.now_ns(r->hooks.clock.ctx); }
+uint64_t rs_router_now_ns(const rs_router *r) {
+    return r->hooks.clock.now_ns(r->hooks.clock.ctx);
+}
 
-uint64_t rs_router_key_hash(const void *bytes, size_t len) { return XXH3_64bits(bytes, len); }
+uint64_t rs_router_key_hash(const void *bytes, size_t len) {
+    return XXH3_64bits(bytes, len);
+}
 
 static uint64_t name_hash(const char *p, size_t len, uint32_t shard) {
     return XXH3_64bits_withSeed(p, len, shard);
@@ -227,7 +231,8 @@ static int add_static(rs_router *r, const rs_static_worker *sw, uint64_t now, rs
         rs_group *gr = get_group(r, sw->models[i], len, sw->shard);
         if (!gr) {
             w->used = false;
-            rs_err_set(err, "cluster.workers: more (model, shard) pairs than cluster.max_models (%u)",
+            rs_err_set(err,
+                       "cluster.workers: more (model, shard) pairs than cluster.max_models (%u)",
                        r->max_groups);
             return -1;
         }
@@ -267,8 +272,8 @@ rs_router *rs_router_create(const rs_router_config *cfg, const rs_router_hooks *
     if (!r->workers || !r->groups || !r->member_store || !r->any_members || !r->cands ||
         !r->cand_slots) {
         rs_router_destroy(r);
-        rs_err_set(err, "router: out of memory for %u workers x %u models", cfg->cluster.max_workers,
-                   cfg->cluster.max_models);
+        rs_err_set(err, "router: out of memory for %u workers x %u models",
+                   cfg->cluster.max_workers, cfg->cluster.max_models);
         return NULL;
     }
     for (uint32_t g = 0; g < r->max_groups; g++)
@@ -302,7 +307,8 @@ static bool token_matches(const char *want, rs_str got) {
     size_t n = strlen(want);
     /* constant time in the token's bytes */
     unsigned diff = (unsigned)(n != got.len);
-    for (size_t i = 0; i < n; i++) diff |= (unsigned)(uint8_t)want[i] ^ (i < got.len ? (uint8_t)got.ptr[i] : 0u);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned)(uint8_t)want[i] ^ (i < got.len ? (uint8_t)got.ptr[i] : 0u);
     return diff == 0;
 }
 
@@ -361,8 +367,8 @@ int rs_router_register(rs_router *r, const rs_register_msg *m, rs_err *err) {
     bool merge_static = slot >= 0 && r->workers[slot].is_static;
     if (slot < 0) slot = free_slot(r);
     if (slot < 0)
-        return refuse(err, id, RS_E_OVERLOADED, "the worker table is full (cluster.max_workers = %u)",
-                      r->max_workers);
+        return refuse(err, id, RS_E_OVERLOADED,
+                      "the worker table is full (cluster.max_workers = %u)", r->max_workers);
 
     rs_worker_model models[RS_MAX_WORKER_MODELS];
     for (uint32_t i = 0; i < m->n_models; i++) {
@@ -594,7 +600,8 @@ static uint32_t pick_owner(const rs_router *r, uint32_t n, uint64_t key) {
     uint32_t best = 0;
     uint64_t best_score = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t score = XXH3_64bits_withSeed(&key, sizeof(key), r->workers[r->cand_slots[i]].id_hash);
+        uint64_t score =
+            XXH3_64bits_withSeed(&key, sizeof(key), r->workers[r->cand_slots[i]].id_hash);
         if (i == 0 || score > best_score) {
             best = i;
             best_score = score;
@@ -691,13 +698,17 @@ const rs_worker *rs_router_worker(const rs_router *r, rs_worker_ref ref) {
     return live((rs_router *)r, ref);
 }
 
-uint32_t rs_router_capacity(const rs_router *r) { return r->max_workers; }
+uint32_t rs_router_capacity(const rs_router *r) {
+    return r->max_workers;
+}
 
 const rs_worker *rs_router_worker_at(const rs_router *r, uint32_t slot) {
     return slot < r->max_workers && r->workers[slot].used ? &r->workers[slot] : NULL;
 }
 
-uint32_t rs_router_worker_count(const rs_router *r) { return r->n_workers; }
+uint32_t rs_router_worker_count(const rs_router *r) {
+    return r->n_workers;
+}
 
 rs_worker_ref rs_router_ref(const rs_router *r, uint32_t slot) {
     RS_ASSERT(slot < r->max_workers);
@@ -719,4 +730,6 @@ bool rs_router_model_ready(rs_router *r, rs_str model, rs_str version, uint32_t 
     return c.routable > 0;
 }
 
-const rs_retry_budget *rs_router_retry_budget(const rs_router *r) { return &r->budget; }
+const rs_retry_budget *rs_router_retry_budget(const rs_router *r) {
+    return &r->budget;
+}

@@ -122,10 +122,10 @@ typedef struct rs_worker_ref {
 typedef void (*rs_worker_event_fn)(void *ctx, rs_worker_ref ref, rs_worker_event ev);
 
 typedef struct rs_router_hooks {
-    rs_clock clock;                   /* NULL now_ns: rs_now_ns */
-    rs_model_lookup_fn model_lookup;  /* NULL: every model is known, 1 shard */
+    rs_clock clock;                  /* NULL now_ns: rs_now_ns */
+    rs_model_lookup_fn model_lookup; /* NULL: every model is known, 1 shard */
     void *model_ctx;
-    rs_worker_event_fn on_event;      /* may be NULL */
+    rs_worker_event_fn on_event; /* may be NULL */
     void *event_ctx;
 } rs_router_hooks;
 
@@ -166,8 +166,8 @@ typedef struct rs_route_req {
     rs_str model;
     rs_str version; /* empty: any version */
     uint32_t shard;
-    bool has_routing_key; /* the request carried one */
-    uint64_t key_hash;    /* rs_router_key_hash(routing_key or inputs) */
+    bool has_routing_key;         /* the request carried one */
+    uint64_t key_hash;            /* rs_router_key_hash(routing_key or inputs) */
     const rs_worker_ref *exclude; /* workers already tried (retries) */
     uint32_t n_exclude;
 } rs_route_req;
@@ -179,8 +179,7 @@ typedef struct rs_ticket {
     bool done;
 } rs_ticket;
 
-rs_router *rs_router_create(const rs_router_config *cfg, const rs_router_hooks *hooks,
-                            rs_err *err);
+rs_router *rs_router_create(const rs_router_config *cfg, const rs_router_hooks *hooks, rs_err *err);
 void rs_router_destroy(rs_router *r);
 
 /* XXH3 of a routing key or of the request's input bytes. */

@@ -53,8 +53,7 @@ int rs_parse_host_port(const char *addr, char *host, size_t host_bytes, uint16_t
     return 0;
 }
 
-static int check_duplicate(const rs_cluster_config *cfg, const rs_static_worker *sw,
-                           rs_err *err) {
+static int check_duplicate(const rs_cluster_config *cfg, const rs_static_worker *sw, rs_err *err) {
     for (uint32_t i = 0; i < cfg->n_workers; i++)
         if (cfg->workers[i].port == sw->port && strcmp(cfg->workers[i].host, sw->host) == 0) {
             rs_err_set(err, "worker %s:%u is listed twice", sw->host, sw->port);
@@ -81,7 +80,7 @@ int rs_cluster_add_worker_arg(rs_cluster_config *cfg, const char *addr, rs_err *
 }
 
 static int parse_worker_map(const rs_cfg_node *item, rs_static_worker *sw, rs_err *err) {
-    static const char *const keys[] = {"address", "models",    "shard", "weight",
+    static const char *const keys[] = {"address",  "models",    "shard", "weight",
                                        "capacity", "numa_node", NULL};
     if (rs_cfg_check_keys(item, keys, err) != 0) return -1;
     char addr[RS_HOST_BYTES + 16];
@@ -166,9 +165,9 @@ static int parse_workers(const rs_cfg_node *list, rs_cluster_config *out, rs_err
 }
 
 int rs_cluster_config_parse(const rs_cfg_node *section, rs_cluster_config *out, rs_err *err) {
-    static const char *const keys[] = {"token",      "workers",         "max_workers",
-                                       "max_models", "heartbeat_timeout_ms", "local_host",
-                                       "local_numa_node", NULL};
+    static const char *const keys[] = {
+        "token",      "workers",         "max_workers", "max_models", "heartbeat_timeout_ms",
+        "local_host", "local_numa_node", NULL};
     rs_cluster_config_default(out);
     if (!rs_cfg_present(section)) return 0;
     if (rs_cfg_check_keys(section, keys, err) != 0) return -1;

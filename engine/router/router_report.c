@@ -67,10 +67,11 @@ struct json_object *rs_router_workers_json(const rs_router *r) {
         json_object_object_add(o, "error_rate", json_object_new_double(w->error_rate));
         add_int(o, "requests", (int64_t)w->requests);
         add_int(o, "failures", (int64_t)w->failures);
-        json_object_object_add(o, "last_heartbeat_ms_ago",
-                               w->is_static ? NULL
-                                            : json_object_new_int64((int64_t)(
-                                                  (now - w->last_heartbeat_ns) / NS_PER_MS)));
+        json_object_object_add(
+            o, "last_heartbeat_ms_ago",
+            w->is_static
+                ? NULL
+                : json_object_new_int64((int64_t)((now - w->last_heartbeat_ns) / NS_PER_MS)));
         add_int(o, "weight", w->lb.weight);
         add_int(o, "capacity", w->capacity);
         add_int(o, "numa_node", w->numa_node);
@@ -119,7 +120,16 @@ static void escape_label(char *out, size_t cap, const char *in) {
     out[j] = '\0';
 }
 
-typedef enum metric { M_UP, M_BREAKER, M_IN_FLIGHT, M_LATENCY, M_ERR_RATE, M_REQ, M_FAIL, M_HB } metric;
+typedef enum metric {
+    M_UP,
+    M_BREAKER,
+    M_IN_FLIGHT,
+    M_LATENCY,
+    M_ERR_RATE,
+    M_REQ,
+    M_FAIL,
+    M_HB
+} metric;
 
 static const struct {
     const char *name, *type, *help;
@@ -156,8 +166,8 @@ int rs_router_metrics_append(const rs_router *r, char *buf, size_t cap, size_t *
             put(&o, "%s{worker=\"%s\",address=\"%s\"} ", metrics[m].name, id, eaddr);
             switch ((metric)m) {
             case M_UP:
-                put(&o, "%d\n", w->health.state == RS_HEALTH_UP &&
-                                    w->health.breaker == RS_BREAKER_CLOSED);
+                put(&o, "%d\n",
+                    w->health.state == RS_HEALTH_UP && w->health.breaker == RS_BREAKER_CLOSED);
                 break;
             case M_BREAKER: put(&o, "%d\n", w->health.breaker != RS_BREAKER_CLOSED); break;
             case M_IN_FLIGHT: put(&o, "%" PRIu32 "\n", w->lb.in_flight); break;
@@ -167,9 +177,7 @@ int rs_router_metrics_append(const rs_router *r, char *buf, size_t cap, size_t *
             case M_ERR_RATE: put(&o, "%.6f\n", w->error_rate); break;
             case M_REQ: put(&o, "%" PRIu64 "\n", w->requests); break;
             case M_FAIL: put(&o, "%" PRIu64 "\n", w->failures); break;
-            case M_HB:
-                put(&o, "%.3f\n", (double)(now - w->last_heartbeat_ns) / 1e9);
-                break;
+            case M_HB: put(&o, "%.3f\n", (double)(now - w->last_heartbeat_ns) / 1e9); break;
             }
         }
     }

@@ -14,7 +14,9 @@ typedef struct fake_clock {
     uint64_t now_ns;
 } fake_clock;
 
-static inline uint64_t fake_now(void *ctx) { return ((fake_clock *)ctx)->now_ns; }
+static inline uint64_t fake_now(void *ctx) {
+    return ((fake_clock *)ctx)->now_ns;
+}
 
 /* digits and identity: one shard; big: two shards. Anything else: unknown. */
 static inline int fake_lookup(void *ctx, rs_str model, rs_str version, uint32_t *shards) {

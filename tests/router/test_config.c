@@ -8,33 +8,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "engine/router/router.h"
 
-static const char *good =
-    "cluster:\n"
-    "  token: s3cret\n"
-    "  max_workers: 8\n"
-    "  heartbeat_timeout_ms: 3000\n"
-    "  local_host: 10.0.0.2\n"
-    "  local_numa_node: 1\n"
-    "  workers:\n"
-    "    - 127.0.0.1:9001\n"
-    "    - \"[::1]:9002\"\n"
-    "    - address: 10.0.0.3:9003\n"
-    "      models: [digits, identity]\n"
-    "      weight: 4\n"
-    "      capacity: 16\n"
-    "      numa_node: 0\n"
-    "load_balancer:\n"
-    "  strategy: least_latency\n"
-    "  locality: numa\n"
-    "health:\n"
-    "  interval_ms: 1000\n"
-    "  timeout_ms: 500\n"
-    "retry:\n"
-    "  max_attempts: 2\n";
+static const char *good = "cluster:\n"
+                          "  token: s3cret\n"
+                          "  max_workers: 8\n"
+                          "  heartbeat_timeout_ms: 3000\n"
+                          "  local_host: 10.0.0.2\n"
+                          "  local_numa_node: 1\n"
+                          "  workers:\n"
+                          "    - 127.0.0.1:9001\n"
+                          "    - \"[::1]:9002\"\n"
+                          "    - address: 10.0.0.3:9003\n"
+                          "      models: [digits, identity]\n"
+                          "      weight: 4\n"
+                          "      capacity: 16\n"
+                          "      numa_node: 0\n"
+                          "load_balancer:\n"
+                          "  strategy: least_latency\n"
+                          "  locality: numa\n"
+                          "health:\n"
+                          "  interval_ms: 1000\n"
+                          "  timeout_ms: 500\n"
+                          "retry:\n"
+                          "  max_attempts: 2\n";
 
 static void test_good(void **state) {
     (void)state;
@@ -106,7 +106,8 @@ static void test_errors(void **state) {
         {"cluster:\n  workers:\n    - localhost:0\n",
          "b.yaml:3: cluster.workers[0]: 'localhost:0': port must be an integer in [1, 65535]"},
         {"cluster:\n  workers:\n    - localhost:99999\n", "port must be an integer in [1, 65535]"},
-        {"cluster:\n  workers:\n    - :9000\n", "b.yaml:3: cluster.workers[0]: ':9000': host must have"},
+        {"cluster:\n  workers:\n    - :9000\n",
+         "b.yaml:3: cluster.workers[0]: ':9000': host must have"},
         {"cluster:\n  workers:\n    - a:1\n    - a:1\n",
          "b.yaml:4: cluster.workers[1]: worker a:1 is listed twice"},
         {"cluster:\n  workers: a:1\n", "b.yaml:2: cluster.workers: expected a list"},
@@ -114,12 +115,14 @@ static void test_errors(void **state) {
          "b.yaml:4: cluster.workers[0].modles: unknown field"},
         {"cluster:\n  workers:\n    - address: a:x\n",
          "b.yaml:3: cluster.workers[0].address: 'a:x': port must be an integer"},
-        {"cluster:\n  workers:\n    - models: [x]\n", "b.yaml:3: cluster.workers[0]: missing required field 'address'"},
+        {"cluster:\n  workers:\n    - models: [x]\n",
+         "b.yaml:3: cluster.workers[0]: missing required field 'address'"},
         {"cluster:\n  workers:\n    - address: a:1\n      models: []\n",
          "b.yaml:4: cluster.workers[0].models: expected a non-empty list"},
         {"cluster:\n  workers:\n    - address: a:1\n      weight: 0\n",
          "b.yaml:4: cluster.workers[0].weight: '0': out of range"},
-        {"cluster:\n  max_workers: 0\n", "b.yaml:2: cluster.max_workers: '0': out of range [1, 4096]"},
+        {"cluster:\n  max_workers: 0\n",
+         "b.yaml:2: cluster.max_workers: '0': out of range [1, 4096]"},
         {"cluster:\n  max_workers: 1\n  workers: [a:1, a:2]\n",
          "b.yaml:3: cluster.workers: 2 workers listed but cluster.max_workers is 1"},
         {"cluster:\n  heartbeat_timeout_ms: nope\n",
@@ -128,7 +131,8 @@ static void test_errors(void **state) {
         {"load_balancer:\n  locality: host\n",
          "b.yaml:2: load_balancer.locality: 'host': needs cluster.local_host"},
         {"health:\n  timeout_ms: 9000\n", "health.timeout_ms: '9000': must be less than"},
-        {"retry:\n  max_attempts: 11\n", "b.yaml:2: retry.max_attempts: '11': out of range [1, 10]"},
+        {"retry:\n  max_attempts: 11\n",
+         "b.yaml:2: retry.max_attempts: '11': out of range [1, 10]"},
     };
     rs_err err = {0};
     rs_router_config *rc = malloc(sizeof(*rc));
@@ -138,7 +142,8 @@ static void test_errors(void **state) {
         rs_cfg_node root = rs_cfg_root(c);
         err.msg[0] = '\0';
         assert_int_equal(rs_router_config_parse(&root, rc, &err), -1);
-        if (!strstr(err.msg, bad[i].msg)) fail_msg("case %zu: got '%s', want '%s'", i, err.msg, bad[i].msg);
+        if (!strstr(err.msg, bad[i].msg))
+            fail_msg("case %zu: got '%s', want '%s'", i, err.msg, bad[i].msg);
         assert_null(strchr(err.msg, '\n')); /* one line */
         rs_cfg_free(c);
     }

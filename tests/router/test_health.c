@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "engine/health/health.h"
@@ -85,7 +86,7 @@ static void test_unknown_stale_and_send_failure(void **state) {
     assert_int_equal(rs_health_next_event_ns(&h), cfg.timeout_ms * MS);
     assert_false(rs_health_pong(&h, seq + 1, now)); /* stale / foreign seq ignored */
     assert_true(rs_health_pong(&h, seq, now));
-    assert_int_equal(h.state, RS_HEALTH_UP); /* first answer suffices */
+    assert_int_equal(h.state, RS_HEALTH_UP);    /* first answer suffices */
     assert_false(rs_health_pong(&h, seq, now)); /* duplicate ignored */
     /* a late PONG after its timeout does not count */
     now += cfg.interval_ms * MS;
@@ -111,7 +112,8 @@ static void test_breaker(void **state) {
     uint64_t now = 1000 * MS;
     rs_health_init(&h, &cfg, RS_HEALTH_UP, now);
     /* four failures and a success: stays closed */
-    for (int i = 0; i < 4; i++) rs_health_on_result(&h, false, rs_health_on_pick(&h, now), now);
+    for (int i = 0; i < 4; i++)
+        rs_health_on_result(&h, false, rs_health_on_pick(&h, now), now);
     rs_health_on_result(&h, true, false, now);
     assert_int_equal(h.breaker, RS_BREAKER_CLOSED);
     /* five in a row: open, no traffic */
@@ -154,11 +156,14 @@ static void test_recovery_resets_breaker(void **state) {
     rs_health h;
     uint64_t now = 0;
     rs_health_init(&h, &cfg, RS_HEALTH_UP, now);
-    for (uint32_t i = 0; i < cfg.breaker_failures; i++) rs_health_on_result(&h, false, false, now);
+    for (uint32_t i = 0; i < cfg.breaker_failures; i++)
+        rs_health_on_result(&h, false, false, now);
     assert_int_equal(h.breaker, RS_BREAKER_OPEN);
-    for (uint32_t i = 0; i < cfg.failure_threshold; i++) ping_round(&h, &now, false);
+    for (uint32_t i = 0; i < cfg.failure_threshold; i++)
+        ping_round(&h, &now, false);
     assert_int_equal(h.state, RS_HEALTH_DOWN);
-    for (uint32_t i = 0; i < cfg.success_threshold; i++) ping_round(&h, &now, true);
+    for (uint32_t i = 0; i < cfg.success_threshold; i++)
+        ping_round(&h, &now, true);
     assert_int_equal(h.state, RS_HEALTH_UP);
     assert_int_equal(h.breaker, RS_BREAKER_CLOSED);
     assert_int_equal(h.traffic_fail_run, 0);
@@ -172,8 +177,10 @@ static void test_config(void **state) {
         {"health:\n  interval_ms: 0\n", "h.yaml:2: health.interval_ms: '0': out of range"},
         {"health:\n  interval_ms: 1000\n  timeout_ms: 1000\n",
          "h.yaml:3: health.timeout_ms: '1000': must be less than health.interval_ms (1000)"},
-        {"health:\n  failure_threshold: 0\n", "h.yaml:2: health.failure_threshold: '0': out of range"},
-        {"health:\n  success_threshold: -1\n", "health.success_threshold: '-1': expected a non-negative integer"},
+        {"health:\n  failure_threshold: 0\n",
+         "h.yaml:2: health.failure_threshold: '0': out of range"},
+        {"health:\n  success_threshold: -1\n",
+         "health.success_threshold: '-1': expected a non-negative integer"},
         {"health:\n  interval: 5\n", "h.yaml:2: health.interval: unknown field"},
         {"health: 5\n", "h.yaml:1: health: expected a mapping"},
     };

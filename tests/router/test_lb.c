@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "engine/load_balancer/lb.h"
@@ -33,11 +34,14 @@ static void test_round_robin_exactly_even(void **state) {
     rs_lb lb;
     rs_lb_init(&lb, RS_LB_ROUND_ROBIN, 1, 10000);
     uint32_t count[4] = {0};
-    for (int i = 0; i < 4000; i++) count[rs_lb_pick(&lb, p.c, p.n, 0)]++;
-    for (int i = 0; i < 4; i++) assert_int_equal(count[i], 1000);
+    for (int i = 0; i < 4000; i++)
+        count[rs_lb_pick(&lb, p.c, p.n, 0)]++;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(count[i], 1000);
     /* and in order: a cycle visits each once */
     uint32_t first = rs_lb_pick(&lb, p.c, p.n, 0);
-    for (uint32_t k = 1; k < 4; k++) assert_int_equal(rs_lb_pick(&lb, p.c, p.n, 0), (first + k) % 4);
+    for (uint32_t k = 1; k < 4; k++)
+        assert_int_equal(rs_lb_pick(&lb, p.c, p.n, 0), (first + k) % 4);
 }
 
 static void test_least_connections_skewed(void **state) {
@@ -53,16 +57,20 @@ static void test_least_connections_skewed(void **state) {
     /* every pick is a minimum; picks fill the idle ones first */
     for (int k = 0; k < 12; k++) {
         uint32_t i = rs_lb_pick(&lb, p.c, p.n, 0);
-        for (uint32_t j = 0; j < p.n; j++) assert_true(p.s[i].in_flight <= p.s[j].in_flight);
+        for (uint32_t j = 0; j < p.n; j++)
+            assert_true(p.s[i].in_flight <= p.s[j].in_flight);
         p.s[i].in_flight++;
     }
     /* 9 + 12 = 21 in flight over 4 -> levelled at 5 or 6 */
-    for (uint32_t j = 0; j < p.n; j++) assert_in_range(p.s[j].in_flight, 5, 6);
+    for (uint32_t j = 0; j < p.n; j++)
+        assert_in_range(p.s[j].in_flight, 5, 6);
     /* ties rotate: with equal load every worker gets picked */
     pool_init(&p, 4);
     uint32_t count[4] = {0};
-    for (int k = 0; k < 400; k++) count[rs_lb_pick(&lb, p.c, p.n, 0)]++;
-    for (int j = 0; j < 4; j++) assert_int_equal(count[j], 100);
+    for (int k = 0; k < 400; k++)
+        count[rs_lb_pick(&lb, p.c, p.n, 0)]++;
+    for (int j = 0; j < 4; j++)
+        assert_int_equal(count[j], 100);
 }
 
 static void test_random_seeded(void **state) {
@@ -82,19 +90,22 @@ static void test_random_seeded(void **state) {
         count[x]++;
     }
     assert_true(differ > 30000);
-    for (int i = 0; i < 5; i++) assert_in_range(count[i], 9000, 11000);
+    for (int i = 0; i < 5; i++)
+        assert_in_range(count[i], 9000, 11000);
 }
 
 static void test_weighted_proportions(void **state) {
     (void)state;
     pool p;
     pool_init(&p, 4);
-    for (uint32_t i = 0; i < 4; i++) p.s[i].weight = i + 1; /* 1:2:3:4 */
+    for (uint32_t i = 0; i < 4; i++)
+        p.s[i].weight = i + 1; /* 1:2:3:4 */
     rs_lb lb;
     rs_lb_init(&lb, RS_LB_WEIGHTED, 7, 10000);
     const int picks = 100000;
     uint32_t count[4] = {0};
-    for (int i = 0; i < picks; i++) count[rs_lb_pick(&lb, p.c, p.n, 0)]++;
+    for (int i = 0; i < picks; i++)
+        count[rs_lb_pick(&lb, p.c, p.n, 0)]++;
     for (uint32_t i = 0; i < 4; i++) {
         double want = (double)(i + 1) / 10.0, got = (double)count[i] / picks;
         assert_true(got > want - 0.01 && got < want + 0.01);
@@ -113,7 +124,8 @@ static void test_p2c(void **state) {
     rs_lb_init(&lb, RS_LB_P2C, 3, 10000);
     uint32_t count[4] = {0};
     const int picks = 30000;
-    for (int i = 0; i < picks; i++) count[rs_lb_pick(&lb, p.c, p.n, 0)]++;
+    for (int i = 0; i < picks; i++)
+        count[rs_lb_pick(&lb, p.c, p.n, 0)]++;
     assert_int_equal(count[0], 0);
     /* P(min in a random pair of 4) = 1/2 */
     assert_in_range(count[1], picks * 45 / 100, picks * 55 / 100);
@@ -144,7 +156,8 @@ static void test_least_latency_and_probing(void **state) {
     rs_lb_observe(&p.s[2], 200, 0.3, now);
     rs_lb lb;
     rs_lb_init(&lb, RS_LB_LEAST_LATENCY, 1, 10000);
-    for (int i = 0; i < 10; i++) assert_int_equal(rs_lb_pick(&lb, p.c, p.n, now), 1);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(rs_lb_pick(&lb, p.c, p.n, now), 1);
     /* load counts: 100us x 3 in flight > 200us x 1 */
     p.s[1].in_flight = 2;
     assert_int_equal(rs_lb_pick(&lb, p.c, p.n, now), 2);
@@ -156,7 +169,8 @@ static void test_least_latency_and_probing(void **state) {
     p.c[3] = &p.s[3];
     assert_int_equal(rs_lb_pick(&lb, p.c, p.n, now), 3);
     p.s[3].in_flight = 1; /* its probe is in flight: not flooded */
-    for (int i = 0; i < 10; i++) assert_int_equal(rs_lb_pick(&lb, p.c, p.n, now), 1);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(rs_lb_pick(&lb, p.c, p.n, now), 1);
     /* the probe comes back fast: it now wins on its figure */
     p.s[3].in_flight = 0;
     rs_lb_observe(&p.s[3], 50, 0.3, now);
@@ -240,14 +254,19 @@ static void test_config(void **state) {
         const char *text, *msg;
     } bad[] = {
         {"load_balancer:\n  strategy: fastest\n",
-         "lb.yaml:2: load_balancer.strategy: 'fastest': expected one of round_robin|least_connections|random|least_latency|weighted|p2c"},
+         "lb.yaml:2: load_balancer.strategy: 'fastest': expected one of "
+         "round_robin|least_connections|random|least_latency|weighted|p2c"},
         {"load_balancer:\n  stratgy: p2c\n", "lb.yaml:2: load_balancer.stratgy: unknown field"},
-        {"load_balancer:\n  ewma_alpha: 2\n", "lb.yaml:2: load_balancer.ewma_alpha: '2': out of range"},
+        {"load_balancer:\n  ewma_alpha: 2\n",
+         "lb.yaml:2: load_balancer.ewma_alpha: '2': out of range"},
         {"load_balancer:\n  models:\n    digits: fast\n",
          "lb.yaml:3: load_balancer.models.digits: 'fast': expected one of"},
-        {"load_balancer:\n  weights:\n    w1: 0\n", "lb.yaml:3: load_balancer.weights.w1: '0': out of range"},
-        {"load_balancer:\n  weights: [1, 2]\n", "lb.yaml:2: load_balancer.weights: expected a mapping"},
-        {"load_balancer:\n  locality: rack\n", "load_balancer.locality: 'rack': expected one of none|host|numa"},
+        {"load_balancer:\n  weights:\n    w1: 0\n",
+         "lb.yaml:3: load_balancer.weights.w1: '0': out of range"},
+        {"load_balancer:\n  weights: [1, 2]\n",
+         "lb.yaml:2: load_balancer.weights: expected a mapping"},
+        {"load_balancer:\n  locality: rack\n",
+         "load_balancer.locality: 'rack': expected one of none|host|numa"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cfg = load(bad[i].text, &sec);

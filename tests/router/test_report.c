@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
+
 #include <json-c/json.h>
 
 #include "tests/router/fake.h"

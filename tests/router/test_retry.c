@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "engine/router/retry.h"
@@ -52,7 +53,8 @@ static void test_budget_caps_extra_load(void **state) {
     /* a quiet coordinator can still retry min_retries times */
     rs_retry_budget q;
     rs_retry_budget_init(&q, &cfg, now);
-    for (uint32_t i = 0; i < cfg.min_retries; i++) assert_true(rs_retry_budget_take(&q, now));
+    for (uint32_t i = 0; i < cfg.min_retries; i++)
+        assert_true(rs_retry_budget_take(&q, now));
     assert_false(rs_retry_budget_take(&q, now));
     /* the window slides: after it has passed, the old retries no longer count */
     now += cfg.budget_window_ms * MS;
@@ -66,7 +68,8 @@ static void test_budget_caps_extra_load(void **state) {
     cfg.min_retries = 0;
     rs_retry_budget z;
     rs_retry_budget_init(&z, &cfg, now);
-    for (int i = 0; i < 100; i++) rs_retry_budget_note_request(&z, now);
+    for (int i = 0; i < 100; i++)
+        rs_retry_budget_note_request(&z, now);
     assert_false(rs_retry_budget_take(&z, now));
 }
 
@@ -78,9 +81,11 @@ static void test_budget_window_partial(void **state) {
     rs_retry_budget b;
     uint64_t now = 0;
     rs_retry_budget_init(&b, &cfg, now);
-    for (int i = 0; i < 100; i++) rs_retry_budget_note_request(&b, now);
+    for (int i = 0; i < 100; i++)
+        rs_retry_budget_note_request(&b, now);
     now += 5000 * MS;
-    for (int i = 0; i < 100; i++) rs_retry_budget_note_request(&b, now);
+    for (int i = 0; i < 100; i++)
+        rs_retry_budget_note_request(&b, now);
     uint64_t rq, rt;
     rs_retry_budget_window(&b, now, &rq, &rt);
     assert_int_equal(rq, 200);
@@ -88,7 +93,8 @@ static void test_budget_window_partial(void **state) {
     now += 5000 * MS;
     rs_retry_budget_window(&b, now, &rq, &rt);
     assert_int_equal(rq, 100);
-    for (int i = 0; i < 10; i++) assert_true(rs_retry_budget_take(&b, now));
+    for (int i = 0; i < 10; i++)
+        assert_true(rs_retry_budget_take(&b, now));
     assert_false(rs_retry_budget_take(&b, now));
 }
 
@@ -98,7 +104,8 @@ static void test_config(void **state) {
         const char *text, *msg;
     } bad[] = {
         {"retry:\n  max_attempts: 0\n", "r.yaml:2: retry.max_attempts: '0': out of range [1, 10]"},
-        {"retry:\n  budget_percent: 101\n", "r.yaml:2: retry.budget_percent: '101': out of range [0, 100]"},
+        {"retry:\n  budget_percent: 101\n",
+         "r.yaml:2: retry.budget_percent: '101': out of range [0, 100]"},
         {"retry:\n  budget_window_ms: 5\n", "r.yaml:2: retry.budget_window_ms: '5': out of range"},
         {"retry:\n  attempts: 2\n", "r.yaml:2: retry.attempts: unknown field"},
     };

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "tests/router/fake.h"
@@ -49,7 +50,8 @@ static void test_register_and_round_robin(void **state) {
         count[w]++;
         rs_router_release(fx->r, &t, RS_OUTCOME_OK);
     }
-    for (int i = 0; i < 3; i++) assert_int_equal(count[i], 100);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(count[i], 100);
     assert_true(rs_router_model_ready(fx->r, rs_str_c("digits"), rs_str_c(""), 0));
     assert_false(rs_router_model_ready(fx->r, rs_str_c("identity"), rs_str_c(""), 0));
     rs_err err = {0};
@@ -222,7 +224,8 @@ static void test_static_worker_pings(void **state) {
     while (rs_router_worker(fx->r, hung)->health.state != RS_HEALTH_UP) {
         fx->clock.now_ns = rs_router_next_event_ns(fx->r);
         size_t n = rs_router_tick(fx->r, pings, 4);
-        for (size_t i = 0; i < n; i++) rs_router_pong(fx->r, pings[i].worker, pings[i].seq);
+        for (size_t i = 0; i < n; i++)
+            rs_router_pong(fx->r, pings[i].worker, pings[i].seq);
     }
     int hits = 0;
     for (int i = 0; i < 20; i++) {
@@ -289,7 +292,8 @@ static void test_consistent_hash_movement(void **state) {
         before[k] = (int8_t)owner_of(fx, rs_router_key_hash(&k, sizeof(k)));
         per[before[k]]++;
     }
-    for (int i = 0; i < n; i++) assert_in_range(per[i], KEYS / n * 8 / 10, KEYS / n * 12 / 10);
+    for (int i = 0; i < n; i++)
+        assert_in_range(per[i], KEYS / n * 8 / 10, KEYS / n * 12 / 10);
     /* join: ~1/(N+1) of the keys move, all of them to the newcomer */
     assert_int_equal(register_n(fx, n, 1, "digits", 0), 0);
     int moved = 0;
@@ -334,7 +338,8 @@ static void test_failover_order(void **state) {
         rs_err err = {0};
         q.n_exclude = i;
         assert_int_equal(rs_router_pick(fx->r, &q, &t, &err), 0);
-        for (uint32_t j = 0; j < i; j++) assert_false(order[j].slot == t.worker.slot);
+        for (uint32_t j = 0; j < i; j++)
+            assert_false(order[j].slot == t.worker.slot);
         order[i] = t.worker;
         rs_router_release(fx->r, &t, RS_OUTCOME_OK);
     }
@@ -382,7 +387,8 @@ static void test_affinity_modes(void **state) {
         seen[pick_worker(fx->r, &q, &t)]++;
         rs_router_release(fx->r, &t, RS_OUTCOME_OK);
     }
-    for (int i = 0; i < 4; i++) assert_int_equal(seen[i], 2);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(seen[i], 2);
     rs_router_destroy(fx->r);
     /* affinity inputs: the input hash pins even without a routing key */
     fx->cfg.lb.affinity = RS_AFFINITY_INPUTS;
@@ -471,12 +477,13 @@ static void test_in_flight_exact(void **state) {
     rs_route_req q = req_for("digits");
     rs_ticket t[30];
     /* every outcome, with enough successes that no breaker opens */
-    static const rs_outcome outcomes[] = {RS_OUTCOME_OK,        RS_OUTCOME_CONN_FAILED,
-                                          RS_OUTCOME_TIMEOUT,   RS_OUTCOME_OK,
-                                          RS_OUTCOME_TRANSIENT, RS_OUTCOME_WORKER_ERROR,
-                                          RS_OUTCOME_CANCELLED};
-    for (int i = 0; i < 30; i++) assert_true(pick_worker(fx->r, &q, &t[i]) >= 0);
-    for (uint32_t s = 0; s < 3; s++) assert_int_equal(rs_router_worker_at(fx->r, s)->lb.in_flight, 10);
+    static const rs_outcome outcomes[] = {
+        RS_OUTCOME_OK,        RS_OUTCOME_CONN_FAILED,  RS_OUTCOME_TIMEOUT,  RS_OUTCOME_OK,
+        RS_OUTCOME_TRANSIENT, RS_OUTCOME_WORKER_ERROR, RS_OUTCOME_CANCELLED};
+    for (int i = 0; i < 30; i++)
+        assert_true(pick_worker(fx->r, &q, &t[i]) >= 0);
+    for (uint32_t s = 0; s < 3; s++)
+        assert_int_equal(rs_router_worker_at(fx->r, s)->lb.in_flight, 10);
     for (int i = 0; i < 30; i++) {
         fx->clock.now_ns += 1 * MS;
         rs_router_release(fx->r, &t[i], outcomes[i % 7]);
@@ -494,15 +501,19 @@ static void test_in_flight_exact(void **state) {
     assert_int_equal(failures, 17); /* 5 conn + 4 timeout + 4 transient + 4 worker error */
     /* skewed in-flight: 2 each, one finishes -> the next pick is that worker */
     rs_ticket hold[6];
-    for (int i = 0; i < 6; i++) assert_true(pick_worker(fx->r, &q, &hold[i]) >= 0);
-    for (uint32_t s = 0; s < 3; s++) assert_int_equal(rs_router_worker_at(fx->r, s)->lb.in_flight, 2);
+    for (int i = 0; i < 6; i++)
+        assert_true(pick_worker(fx->r, &q, &hold[i]) >= 0);
+    for (uint32_t s = 0; s < 3; s++)
+        assert_int_equal(rs_router_worker_at(fx->r, s)->lb.in_flight, 2);
     int freed = ticket_worker(fx->r, &hold[4]);
     rs_router_release(fx->r, &hold[4], RS_OUTCOME_TIMEOUT);
     rs_ticket next;
     assert_int_equal(pick_worker(fx->r, &q, &next), freed);
     rs_router_release(fx->r, &next, RS_OUTCOME_OK);
-    for (int i = 0; i < 6; i++) rs_router_release(fx->r, &hold[i], RS_OUTCOME_OK);
-    for (uint32_t s = 0; s < 3; s++) assert_int_equal(rs_router_worker_at(fx->r, s)->lb.in_flight, 0);
+    for (int i = 0; i < 6; i++)
+        rs_router_release(fx->r, &hold[i], RS_OUTCOME_OK);
+    for (uint32_t s = 0; s < 3; s++)
+        assert_int_equal(rs_router_worker_at(fx->r, s)->lb.in_flight, 0);
 }
 
 static void test_breaker_through_router(void **state) {
@@ -532,7 +543,8 @@ static void test_breaker_through_router(void **state) {
         assert_true(!held[i].trial || held[i].worker.slot == w0.slot);
     }
     assert_int_equal(trials, 1);
-    for (int i = 0; i < 10; i++) rs_router_release(fx->r, &held[i], RS_OUTCOME_OK);
+    for (int i = 0; i < 10; i++)
+        rs_router_release(fx->r, &held[i], RS_OUTCOME_OK);
     assert_int_equal(rs_router_worker(fx->r, w0)->health.breaker, RS_BREAKER_CLOSED);
 }
 
@@ -560,12 +572,14 @@ static void test_capacity_and_weights(void **state) {
     assert_in_range(count[0], 9000, 11000);
     /* capacity is a hard limit: 4 in flight fill both, the 5th is overloaded */
     rs_ticket t[5];
-    for (int i = 0; i < 4; i++) assert_true(pick_worker(fx->r, &q, &t[i]) >= 0);
+    for (int i = 0; i < 4; i++)
+        assert_true(pick_worker(fx->r, &q, &t[i]) >= 0);
     assert_int_equal(rs_router_pick(fx->r, &q, &t[4], &err), -RS_E_OVERLOADED);
     assert_string_equal(err.msg, "every worker for model 'digits' is at capacity");
     rs_router_release(fx->r, &t[0], RS_OUTCOME_OK);
     assert_true(pick_worker(fx->r, &q, &t[4]) >= 0);
-    for (int i = 1; i < 5; i++) rs_router_release(fx->r, &t[i], RS_OUTCOME_OK);
+    for (int i = 1; i < 5; i++)
+        rs_router_release(fx->r, &t[i], RS_OUTCOME_OK);
 }
 
 static void test_locality(void **state) {
@@ -612,7 +626,8 @@ static void test_retry_to_other_worker(void **state) {
     uint32_t attempt = 0;
     for (;;) {
         assert_int_equal(rs_router_pick(fx->r, &q, &t, &err), 0);
-        for (uint32_t j = 0; j < q.n_exclude; j++) assert_false(tried[j].slot == t.worker.slot);
+        for (uint32_t j = 0; j < q.n_exclude; j++)
+            assert_false(tried[j].slot == t.worker.slot);
         tried[q.n_exclude++] = t.worker;
         attempt++;
         rs_router_release(fx->r, &t, RS_OUTCOME_CONN_FAILED);
