@@ -21,7 +21,8 @@ static pthread_once_t rs_topo_system_once = PTHREAD_ONCE_INIT;
 static void rs_topo_system_load(void) {
     rs_err err = {0};
     rs_topo_system_topo = rs_topo_load_system(&err);
-    if (!rs_topo_system_topo) RS_WARN("topo: cannot read this machine: %s; running unpinned", err.msg);
+    if (!rs_topo_system_topo)
+        RS_WARN("topo: cannot read this machine: %s; running unpinned", err.msg);
 }
 
 rs_topo *rs_topo_system(void) {
@@ -67,8 +68,9 @@ int rs_topo_bind_thread(rs_topo *t, const rs_cpuset *cpus, rs_cpuset *effective)
             rc = 0;
         } else {
             char list[256];
-            RS_LOG_ONCE(RS_LOG_WARN, "topo: the OS refused to pin a thread to cpus %s: %s; "
-                                     "carrying on unpinned",
+            RS_LOG_ONCE(RS_LOG_WARN,
+                        "topo: the OS refused to pin a thread to cpus %s: %s; "
+                        "carrying on unpinned",
                         rs_cpulist_format(cpus, list, sizeof(list)), strerror(errno));
         }
         hwloc_bitmap_free(set);
@@ -117,8 +119,9 @@ int rs_topo_bind_thread_memory(rs_topo *t, int node) {
     int rc = hwloc_set_membind(rs_topo_hwloc(t), set, policy,
                                HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET);
     if (rc != 0)
-        RS_LOG_ONCE(RS_LOG_WARN, "topo: the OS refused a memory policy for node %d: %s; "
-                                 "carrying on with the default policy",
+        RS_LOG_ONCE(RS_LOG_WARN,
+                    "topo: the OS refused a memory policy for node %d: %s; "
+                    "carrying on with the default policy",
                     node, strerror(errno));
     hwloc_bitmap_free(set);
     return rc == 0 ? 0 : -1;
@@ -143,8 +146,9 @@ void *rs_topo_alloc_local(size_t bytes, int node) {
         return p;
     }
     if (hwloc_set_area_membind(rs_topo_hwloc(t), p, len, set, policy, HWLOC_MEMBIND_BYNODESET) != 0)
-        RS_LOG_ONCE(RS_LOG_WARN, "topo: the OS refused to bind memory to node %d: %s; "
-                                 "memory left unbound",
+        RS_LOG_ONCE(RS_LOG_WARN,
+                    "topo: the OS refused to bind memory to node %d: %s; "
+                    "memory left unbound",
                     node, strerror(errno));
     hwloc_bitmap_free(set);
     return p;

@@ -49,9 +49,9 @@ int rs_topo_memory_node(const void *p);
 
 /* The effective binding of one plan entry once applied. */
 typedef struct rs_topo_binding {
-    bool pinned;          /* the kernel reports exactly entry->cpus */
-    bool memory_bound;    /* the memory policy was accepted */
-    rs_cpuset effective;  /* sched_getaffinity after binding */
+    bool pinned;         /* the kernel reports exactly entry->cpus */
+    bool memory_bound;   /* the memory policy was accepted */
+    rs_cpuset effective; /* sched_getaffinity after binding */
 } rs_topo_binding;
 
 /* Applies one plan entry to the calling thread: CPU binding + memory policy.

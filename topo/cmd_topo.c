@@ -57,7 +57,8 @@ static void *rs_topo_apply_thread(void *arg) {
     pthread_mutex_lock(&rs_topo_state.lock);
     rs_topo_state.applied++;
     pthread_cond_broadcast(&rs_topo_state.cond);
-    while (!rs_topo_state.release) pthread_cond_wait(&rs_topo_state.cond, &rs_topo_state.lock);
+    while (!rs_topo_state.release)
+        pthread_cond_wait(&rs_topo_state.cond, &rs_topo_state.lock);
     pthread_mutex_unlock(&rs_topo_state.lock);
     return NULL;
 }
@@ -159,8 +160,8 @@ static void rs_topo_print_plan(const rs_plan *plan, const rs_topo_applied *appli
            plan->numa == RS_TOPO_NUMA_LOCAL        ? "local"
            : plan->numa == RS_TOPO_NUMA_INTERLEAVE ? "interleave"
                                                    : "node",
-           plan->io_count, plan->io_count == 1 ? "" : "s", rs_topo_list(&plan->usable, a, sizeof(a)),
-           rs_topo_list(&plan->reserved, b, sizeof(b)));
+           plan->io_count, plan->io_count == 1 ? "" : "s",
+           rs_topo_list(&plan->usable, a, sizeof(a)), rs_topo_list(&plan->reserved, b, sizeof(b)));
     printf("%-40s %-16s %5s %4s %-10s %3s  %s\n", "ROLE", "CPUS", "CORES", "NUMA", "MEMORY", "GPU",
            "EFFECTIVE");
     for (int i = 0; i < plan->entry_count; i++) {
@@ -172,14 +173,16 @@ static void rs_topo_print_plan(const rs_plan *plan, const rs_topo_applied *appli
         else
             snprintf(gpu, sizeof(gpu), "-");
         if (applied && applied[i].started)
-            snprintf(b, sizeof(b), "%s%s", rs_topo_list(&applied[i].binding.effective, a, sizeof(a)),
+            snprintf(b, sizeof(b), "%s%s",
+                     rs_topo_list(&applied[i].binding.effective, a, sizeof(a)),
                      applied[i].binding.pinned ? " (pinned)" : " (NOT pinned)");
         else
             snprintf(b, sizeof(b), "n/a (not this machine)");
         printf("%-40s %-16s %5d %4d %-10s %3s  %s\n", what, rs_topo_list(&e->cpus, a, sizeof(a)),
                e->core_count, e->numa, mem, gpu, b);
     }
-    for (int i = 0; i < plan->note_count; i++) printf("note: %s\n", plan->notes[i]);
+    for (int i = 0; i < plan->note_count; i++)
+        printf("note: %s\n", plan->notes[i]);
 }
 
 /* ---- JSON output (json-c) ---- */
@@ -242,8 +245,8 @@ static json_object *rs_topo_json_machine(const rs_topo_info *t) {
 static json_object *rs_topo_json_plan(const rs_plan *plan, const rs_topo_applied *applied) {
     json_object *p = json_object_new_object();
     char what[128];
-    json_object_object_add(p, "smt",
-                           json_object_new_string(plan->smt == RS_TOPO_SMT_AVOID ? "avoid" : "share"));
+    json_object_object_add(
+        p, "smt", json_object_new_string(plan->smt == RS_TOPO_SMT_AVOID ? "avoid" : "share"));
     json_object_object_add(p, "usable", rs_topo_json_cpus(&plan->usable));
     json_object_object_add(p, "reserved", rs_topo_json_cpus(&plan->reserved));
     json_object_object_add(p, "io", rs_topo_json_cpus(&plan->io));
@@ -255,15 +258,16 @@ static json_object *rs_topo_json_plan(const rs_plan *plan, const rs_topo_applied
         rs_plan_entry_describe(e, what, sizeof(what));
         json_object_object_add(o, "role", json_object_new_string(rs_plan_role_name(e->role)));
         json_object_object_add(o, "description", json_object_new_string(what));
-        json_object_object_add(o, "model", e->model >= 0 ? json_object_new_string(e->model_name)
-                                                         : NULL);
+        json_object_object_add(o, "model",
+                               e->model >= 0 ? json_object_new_string(e->model_name) : NULL);
         json_object_object_add(o, "instance", json_object_new_int(e->instance));
         json_object_object_add(o, "cpus", rs_topo_json_cpus(&e->cpus));
         json_object_object_add(o, "cores", json_object_new_int(e->core_count));
         json_object_object_add(o, "numa", json_object_new_int(e->numa));
-        json_object_object_add(o, "memory", e->mem_node == RS_PLAN_MEM_INTERLEAVE
-                                                ? json_object_new_string("interleave")
-                                                : json_object_new_int(e->mem_node));
+        json_object_object_add(o, "memory",
+                               e->mem_node == RS_PLAN_MEM_INTERLEAVE
+                                   ? json_object_new_string("interleave")
+                                   : json_object_new_int(e->mem_node));
         json_object_object_add(o, "gpu", e->gpu >= 0 ? json_object_new_int(e->gpu) : NULL);
         json_object_object_add(o, "gpu_memory_mb",
                                json_object_new_int64((int64_t)e->gpu_memory_mb));
@@ -272,7 +276,8 @@ static json_object *rs_topo_json_plan(const rs_plan *plan, const rs_topo_applied
             eff = json_object_new_object();
             json_object_object_add(eff, "tid", json_object_new_int(applied[i].tid));
             json_object_object_add(eff, "cpus", rs_topo_json_cpus(&applied[i].binding.effective));
-            json_object_object_add(eff, "pinned", json_object_new_boolean(applied[i].binding.pinned));
+            json_object_object_add(eff, "pinned",
+                                   json_object_new_boolean(applied[i].binding.pinned));
             json_object_object_add(eff, "memory_bound",
                                    json_object_new_boolean(applied[i].binding.memory_bound));
         }
@@ -362,10 +367,10 @@ static int rs_topo_read_config(const char *file, const rs_topo_info *info, rs_to
             rcfg.gpu_numa_ctx = (void *)info;
             rs_registry *r = rs_registry_create(&rcfg, err);
             models->list = calloc(RS_REGISTRY_MAX_MODELS, sizeof(*models->list));
-            rc = r && models->list ? rs_plan_models_from_registry(r, models->list,
-                                                                  RS_REGISTRY_MAX_MODELS,
-                                                                  &models->count, err)
-                                   : -1;
+            rc = r && models->list
+                     ? rs_plan_models_from_registry(r, models->list, RS_REGISTRY_MAX_MODELS,
+                                                    &models->count, err)
+                     : -1;
             if (r && !models->list) rs_err_set(err, "models: out of memory");
             models->from_registry = true;
             rs_registry_destroy(r);

@@ -24,8 +24,8 @@ void rs_topo_config_default(rs_topo_config *out) {
     out->smt = RS_TOPO_SMT_AVOID;
 }
 
-static int rs_topo_parse_cpus(const rs_cfg_node *section, const char *key,
-                              rs_topo_cpus_field *out, rs_err *err) {
+static int rs_topo_parse_cpus(const rs_cfg_node *section, const char *key, rs_topo_cpus_field *out,
+                              rs_err *err) {
     rs_cfg_node n = rs_cfg_get(section, key);
     if (!rs_cfg_present(&n)) return 0;
     const char *text = rs_cfg_scalar(&n);
@@ -81,8 +81,7 @@ static int rs_topo_parse_numa(const rs_cfg_node *section, rs_topo_config *out, r
     return -1;
 }
 
-static int rs_topo_parse_placements(const rs_cfg_node *section, rs_topo_config *out,
-                                    rs_err *err) {
+static int rs_topo_parse_placements(const rs_cfg_node *section, rs_topo_config *out, rs_err *err) {
     rs_cfg_node map = rs_cfg_get(section, "placement");
     if (!rs_cfg_present(&map)) return 0;
     if (!rs_cfg_is_map(&map)) {
@@ -91,8 +90,7 @@ static int rs_topo_parse_placements(const rs_cfg_node *section, rs_topo_config *
     }
     size_t count = rs_cfg_len(&map);
     if (count > RS_TOPO_MAX_PLACEMENTS) {
-        rs_cfg_fail(&map, err, "%zu models: more than the limit %d", count,
-                    RS_TOPO_MAX_PLACEMENTS);
+        rs_cfg_fail(&map, err, "%zu models: more than the limit %d", count, RS_TOPO_MAX_PLACEMENTS);
         return -1;
     }
     for (size_t i = 0; i < count; i++) {
@@ -116,8 +114,8 @@ int rs_topo_config_parse(const rs_cfg_node *section, rs_topo_config *out, rs_err
     if (!rs_cfg_present(section)) return 0;
     const char *scalar = rs_cfg_scalar(section);
     if (scalar && scalar[0] == '\0') return 0; /* `topology:` with nothing under it */
-    static const char *const keys[] = {"cpus", "reserve_cores", "io_cores", "worker_cores",
-                                       "numa", "smt", "placement", NULL};
+    static const char *const keys[] = {"cpus", "reserve_cores", "io_cores",  "worker_cores",
+                                       "numa", "smt",           "placement", NULL};
     if (rs_cfg_check_keys(section, keys, err) != 0) return -1;
     if (rs_topo_parse_cpus(section, "cpus", &out->cpus, err) != 0 ||
         rs_topo_parse_cpus(section, "reserve_cores", &out->reserve_cores, err) != 0 ||
@@ -127,8 +125,7 @@ int rs_topo_config_parse(const rs_cfg_node *section, rs_topo_config *out, rs_err
         return -1;
     static const char *const smt_names[] = {"avoid", "share", NULL};
     int smt = RS_TOPO_SMT_AVOID;
-    if (rs_cfg_enum(section, "smt", false, RS_TOPO_SMT_AVOID, smt_names, &smt, err) != 0)
-        return -1;
+    if (rs_cfg_enum(section, "smt", false, RS_TOPO_SMT_AVOID, smt_names, &smt, err) != 0) return -1;
     out->smt = (rs_topo_smt)smt;
     return rs_topo_parse_placements(section, out, err);
 }
@@ -178,16 +175,15 @@ int rs_plan_model_parse(const rs_cfg_node *placement, const char *name, rs_plan_
                         rs_err *err) {
     rs_plan_model_default(out, name);
     if (name && strlen(name) >= sizeof(out->name)) {
-        rs_err_set(err, "model name '%.40s...' longer than %zu bytes", name,
-                   sizeof(out->name) - 1);
+        rs_err_set(err, "model name '%.40s...' longer than %zu bytes", name, sizeof(out->name) - 1);
         return -1;
     }
     if (!rs_cfg_present(placement)) return 0;
     rs_topo_origin(placement, out->origin, sizeof(out->origin));
     const char *empty = rs_cfg_scalar(placement);
     if (empty && empty[0] == '\0') return 0; /* "placement:" with nothing: defaults */
-    static const char *const keys[] = {"device", "gpus", "gpu_memory_mb", "numa", "instances",
-                                       NULL};
+    static const char *const keys[] = {"device", "gpus",      "gpu_memory_mb",
+                                       "numa",   "instances", NULL};
     if (rs_cfg_check_keys(placement, keys, err) != 0) return -1;
     static const char *const devices[] = {"cpu", "gpu", NULL};
     int device = RS_PLAN_DEVICE_CPU;
@@ -195,8 +191,8 @@ int rs_plan_model_parse(const rs_cfg_node *placement, const char *name, rs_plan_
         return -1;
     out->device = (rs_plan_device)device;
     if (rs_plan_parse_gpus(placement, out, err) != 0) return -1;
-    if (rs_cfg_u64(placement, "gpu_memory_mb", false, 0, 0, UINT64_C(1) << 24,
-                   &out->gpu_memory_mb, err) != 0)
+    if (rs_cfg_u64(placement, "gpu_memory_mb", false, 0, 0, UINT64_C(1) << 24, &out->gpu_memory_mb,
+                   err) != 0)
         return -1;
     uint64_t instances = 1;
     if (rs_cfg_u64(placement, "instances", false, 1, 1, RS_PLAN_MAX_INSTANCES, &instances, err) !=
@@ -219,8 +215,7 @@ int rs_plan_model_parse(const rs_cfg_node *placement, const char *name, rs_plan_
     /* Cross-field checks: a CPU model with GPU settings is a typo, not a wish. */
     if (out->device == RS_PLAN_DEVICE_CPU && out->gpu_count > 0) {
         rs_cfg_node g = rs_cfg_get(placement, "gpus");
-        rs_cfg_fail(&g, err, "'%d': GPUs listed but device is cpu (set device: gpu)",
-                    out->gpus[0]);
+        rs_cfg_fail(&g, err, "'%d': GPUs listed but device is cpu (set device: gpu)", out->gpus[0]);
         return -1;
     }
     if (out->device == RS_PLAN_DEVICE_CPU && out->gpu_memory_mb > 0) {

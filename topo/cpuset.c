@@ -11,11 +11,14 @@
 
 int rs_cpuset_count(const rs_cpuset *s) {
     int n = 0;
-    for (int i = 0; i < RS_CPUSET_WORDS; i++) n += __builtin_popcountll(s->bits[i]);
+    for (int i = 0; i < RS_CPUSET_WORDS; i++)
+        n += __builtin_popcountll(s->bits[i]);
     return n;
 }
 
-bool rs_cpuset_empty(const rs_cpuset *s) { return rs_cpuset_next(s, 0) < 0; }
+bool rs_cpuset_empty(const rs_cpuset *s) {
+    return rs_cpuset_next(s, 0) < 0;
+}
 
 bool rs_cpuset_equal(const rs_cpuset *a, const rs_cpuset *b) {
     return memcmp(a->bits, b->bits, sizeof(a->bits)) == 0;
@@ -32,15 +35,18 @@ bool rs_cpuset_subset(const rs_cpuset *a, const rs_cpuset *b) {
 }
 
 void rs_cpuset_or(rs_cpuset *dst, const rs_cpuset *src) {
-    for (int i = 0; i < RS_CPUSET_WORDS; i++) dst->bits[i] |= src->bits[i];
+    for (int i = 0; i < RS_CPUSET_WORDS; i++)
+        dst->bits[i] |= src->bits[i];
 }
 
 void rs_cpuset_and(rs_cpuset *dst, const rs_cpuset *src) {
-    for (int i = 0; i < RS_CPUSET_WORDS; i++) dst->bits[i] &= src->bits[i];
+    for (int i = 0; i < RS_CPUSET_WORDS; i++)
+        dst->bits[i] &= src->bits[i];
 }
 
 void rs_cpuset_andnot(rs_cpuset *dst, const rs_cpuset *src) {
-    for (int i = 0; i < RS_CPUSET_WORDS; i++) dst->bits[i] &= ~src->bits[i];
+    for (int i = 0; i < RS_CPUSET_WORDS; i++)
+        dst->bits[i] &= ~src->bits[i];
 }
 
 int rs_cpuset_next(const rs_cpuset *s, int from) {
@@ -66,7 +72,8 @@ static int rs_cpulist_number(const char **p, int *out, rs_err *err) {
     const char *s = *p;
     if (!isdigit((unsigned char)*s)) {
         int len = 0;
-        while (s[len] && s[len] != ',' && s[len] != '-' && len < 32) len++;
+        while (s[len] && s[len] != ',' && s[len] != '-' && len < 32)
+            len++;
         if (len == 0)
             rs_err_set(err, "expected a cpu number at '%s'", *s ? s : "end");
         else
@@ -86,7 +93,8 @@ static int rs_cpulist_number(const char **p, int *out, rs_err *err) {
 }
 
 static void rs_skip_spaces(const char **p) {
-    while (**p == ' ' || **p == '\t') (*p)++;
+    while (**p == ' ' || **p == '\t')
+        (*p)++;
 }
 
 int rs_cpulist_parse(const char *text, rs_cpuset *out, rs_err *err) {
@@ -113,7 +121,8 @@ int rs_cpulist_parse(const char *text, rs_cpuset *out, rs_err *err) {
             }
             rs_skip_spaces(&p);
         }
-        for (int c = lo; c <= hi; c++) rs_cpuset_set(&set, c);
+        for (int c = lo; c <= hi; c++)
+            rs_cpuset_set(&set, c);
         if (*p == '\0') break;
         if (*p != ',') {
             rs_err_set(err, "unexpected '%c' (expected ',' or '-')", *p);
@@ -131,10 +140,11 @@ char *rs_cpulist_format(const rs_cpuset *s, char *out, size_t out_bytes) {
     out[0] = '\0';
     for (int c = rs_cpuset_next(s, 0); c >= 0;) {
         int end = c;
-        while (rs_cpuset_has(s, end + 1)) end++;
-        int n = end == c ? snprintf(out + used, out_bytes - used, "%s%d", used ? "," : "", c)
-                         : snprintf(out + used, out_bytes - used, "%s%d-%d", used ? "," : "", c,
-                                    end);
+        while (rs_cpuset_has(s, end + 1))
+            end++;
+        int n = end == c
+                    ? snprintf(out + used, out_bytes - used, "%s%d", used ? "," : "", c)
+                    : snprintf(out + used, out_bytes - used, "%s%d-%d", used ? "," : "", c, end);
         if (n < 0 || (size_t)n >= out_bytes - used) {
             out[used] = '\0'; /* never cut a number in half */
             break;

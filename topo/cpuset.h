@@ -22,8 +22,12 @@ typedef struct rs_cpuset {
 /* Longest cpulist text rs_cpuset_format can produce for any set. */
 #define RS_CPULIST_BYTES 4096
 
-static inline void rs_cpuset_zero(rs_cpuset *s) { *s = (rs_cpuset){0}; }
-static inline bool rs_cpuset_valid_cpu(int cpu) { return cpu >= 0 && cpu < RS_TOPO_MAX_CPUS; }
+static inline void rs_cpuset_zero(rs_cpuset *s) {
+    *s = (rs_cpuset){0};
+}
+static inline bool rs_cpuset_valid_cpu(int cpu) {
+    return cpu >= 0 && cpu < RS_TOPO_MAX_CPUS;
+}
 static inline void rs_cpuset_set(rs_cpuset *s, int cpu) {
     if (rs_cpuset_valid_cpu(cpu)) s->bits[cpu / 64] |= UINT64_C(1) << (cpu % 64);
 }

@@ -20,13 +20,13 @@ typedef struct rs_plan_ctx {
     size_t model_count;
     rs_plan *plan;
     rs_err *err;
-    rs_cpuset base;  /* cpus or allowed */
-    rs_cpuset pool;  /* worker CPUs */
+    rs_cpuset base;   /* cpus or allowed */
+    rs_cpuset pool;   /* worker CPUs */
     bool shared_core; /* io and workers share the only core */
 } rs_plan_ctx;
 
-__attribute__((format(printf, 2, 3)))
-static void rs_plan_note(rs_plan *plan, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static void rs_plan_note(rs_plan *plan, const char *fmt,
+                                                               ...) {
     if (plan->note_count == RS_PLAN_MAX_NOTES) return;
     va_list ap;
     va_start(ap, fmt);
@@ -44,8 +44,8 @@ static void rs_plan_node_list(const rs_topo_info *t, char *out, size_t bytes) {
     size_t used = 0;
     out[0] = '\0';
     for (int i = 0; i < t->numa_count && used < bytes; i++)
-        used += (size_t)snprintf(out + used, bytes - used, "%s%d", i ? "," : "",
-                                 t->numa[i].os_index);
+        used +=
+            (size_t)snprintf(out + used, bytes - used, "%s%d", i ? "," : "", t->numa[i].os_index);
 }
 
 /* ---- validation: every CPU, node and GPU the config names must exist ---- */
@@ -62,15 +62,15 @@ static int rs_plan_check_cpus(rs_plan_ctx *c, const rs_topo_cpus_field *f, bool 
     if (f == &c->cfg->reserve_cores) return 0; /* reserving a disallowed CPU is harmless */
     bad = rs_cpuset_first_not_in(&f->cpus, &c->topo->allowed);
     if (bad >= 0) {
-        rs_err_set(c->err, "%s: '%s': cpu %d is outside the allowed cpuset %s", f->origin,
-                   f->text, bad, rs_plan_fmt(&c->topo->allowed, list, sizeof(list)));
+        rs_err_set(c->err, "%s: '%s': cpu %d is outside the allowed cpuset %s", f->origin, f->text,
+                   bad, rs_plan_fmt(&c->topo->allowed, list, sizeof(list)));
         return -1;
     }
     if (in_base) {
         bad = rs_cpuset_first_not_in(&f->cpus, &c->base);
         if (bad >= 0) {
-            rs_err_set(c->err, "%s: '%s': cpu %d is not in topology.cpus '%s'", f->origin,
-                       f->text, bad, c->cfg->cpus.text);
+            rs_err_set(c->err, "%s: '%s': cpu %d is not in topology.cpus '%s'", f->origin, f->text,
+                       bad, c->cfg->cpus.text);
             return -1;
         }
         rs_cpuset both = f->cpus;
@@ -150,9 +150,8 @@ static int rs_plan_check_models(rs_plan_ctx *c) {
                     rs_err_set(c->err, "%s: '%d': GPU %d does not exist (this host has GPU 0)",
                                where, m->gpus[g], m->gpus[g]);
                 else
-                    rs_err_set(c->err,
-                               "%s: '%d': GPU %d does not exist (this host has GPUs 0-%d)", where,
-                               m->gpus[g], m->gpus[g], t->gpu_count - 1);
+                    rs_err_set(c->err, "%s: '%d': GPU %d does not exist (this host has GPUs 0-%d)",
+                               where, m->gpus[g], m->gpus[g], t->gpu_count - 1);
                 return -1;
             }
         if (m->numa != RS_PLAN_NUMA_AUTO && !rs_topo_info_numa(t, m->numa)) {
@@ -225,7 +224,8 @@ static int rs_plan_choose_io(rs_plan_ctx *c, bool io_core[]) {
     const rs_topo_config *cfg = c->cfg;
     const rs_cpuset *usable = &c->plan->usable;
     int usable_cores = 0, chosen = 0;
-    for (int i = 0; i < t->core_count; i++) usable_cores += rs_plan_core_has(&t->cores[i], usable);
+    for (int i = 0; i < t->core_count; i++)
+        usable_cores += rs_plan_core_has(&t->cores[i], usable);
     for (int i = 0; i < t->core_count; i++) {
         const rs_topo_core *core = &t->cores[i];
         if (!rs_plan_core_has(core, usable)) continue;
@@ -287,8 +287,12 @@ static int rs_plan_io(rs_plan_ctx *c, bool io_core[]) {
         rs_cpuset_and(&mine, from);
         if (!c->cfg->io_cores.set && c->cfg->worker_cores.set)
             rs_cpuset_andnot(&mine, &c->cfg->worker_cores.cpus);
-        rs_plan_entry e = {.role = RS_PLAN_IO, .model = -1, .instance = c->plan->io_count,
-                           .core_count = 1, .numa = core->numa, .gpu = -1};
+        rs_plan_entry e = {.role = RS_PLAN_IO,
+                           .model = -1,
+                           .instance = c->plan->io_count,
+                           .core_count = 1,
+                           .numa = core->numa,
+                           .gpu = -1};
         rs_cpuset_set(&e.cpus, rs_cpuset_next(&mine, 0)); /* one loop, one CPU */
         e.mem_node = rs_plan_mem_node(c, core->numa);
         rs_cpuset_or(&c->plan->io, &e.cpus);
@@ -344,13 +348,14 @@ static int rs_plan_numa_pos(const rs_topo_info *t, int node) {
     return -1;
 }
 
-static int rs_plan_home(rs_plan_ctx *c, const rs_plan_model *m, rs_plan_instance *in,
-                        int load[], int *gpu_rr) {
+static int rs_plan_home(rs_plan_ctx *c, const rs_plan_model *m, rs_plan_instance *in, int load[],
+                        int *gpu_rr) {
     const rs_topo_info *t = c->topo;
     int want = -1;
     in->gpu = -1;
     if (m->device == RS_PLAN_DEVICE_GPU) {
-        in->gpu = m->gpu_count > 0 ? m->gpus[in->instance % m->gpu_count] : (*gpu_rr)++ % t->gpu_count;
+        in->gpu =
+            m->gpu_count > 0 ? m->gpus[in->instance % m->gpu_count] : (*gpu_rr)++ % t->gpu_count;
         const rs_topo_gpu *g = &t->gpus[in->gpu];
         want = g->numa >= 0 ? g->numa : rs_topo_info_numa_of_cpu(t, rs_cpuset_next(&g->cpus, 0));
     }
@@ -359,8 +364,8 @@ static int rs_plan_home(rs_plan_ctx *c, const rs_plan_model *m, rs_plan_instance
         char where[RS_TOPO_ORIGIN_BYTES + 32], list[256];
         if (m->numa != RS_PLAN_NUMA_AUTO) { /* an explicit wish we cannot honour */
             rs_plan_model_where(m, "numa", where, sizeof(where));
-            rs_err_set(c->err, "%s: '%d': no worker cpu on NUMA node %d (worker cpus: %s)",
-                       where, m->numa, m->numa, rs_plan_fmt(&c->pool, list, sizeof(list)));
+            rs_err_set(c->err, "%s: '%d': no worker cpu on NUMA node %d (worker cpus: %s)", where,
+                       m->numa, m->numa, rs_plan_fmt(&c->pool, list, sizeof(list)));
             return -1;
         }
         int other = rs_plan_least_loaded(c, load);
@@ -424,7 +429,8 @@ static int rs_plan_models(rs_plan_ctx *c) {
             if (inst[k].model != (int)m) continue;
             int node = inst[k].node, nslots = rs_plan_slots(c, node, slots);
             int pos = 0, on_node = load[rs_plan_numa_pos(t, node)];
-            for (int j = 0; j < k; j++) pos += inst[j].node == node;
+            for (int j = 0; j < k; j++)
+                pos += inst[j].node == node;
             int lo, hi;
             if (nslots >= on_node) {
                 lo = pos * nslots / on_node;
@@ -436,8 +442,11 @@ static int rs_plan_models(rs_plan_ctx *c) {
                     rs_plan_note(c->plan, "node %d: %d instances share %d worker cores", node,
                                  on_node, nslots);
             }
-            rs_plan_entry e = {.role = RS_PLAN_WORKER, .model = (int)m,
-                               .instance = inst[k].instance, .numa = node, .gpu = inst[k].gpu,
+            rs_plan_entry e = {.role = RS_PLAN_WORKER,
+                               .model = (int)m,
+                               .instance = inst[k].instance,
+                               .numa = node,
+                               .gpu = inst[k].gpu,
                                .gpu_memory_mb = pm->gpu_memory_mb};
             snprintf(e.model_name, sizeof(e.model_name), "%s", c->given[m].name);
             e.mem_node = rs_plan_mem_node(c, node);
@@ -467,16 +476,15 @@ static bool rs_plan_name_match(const char *override, const char *model) {
     size_t len = strlen(override);
     if (strncmp(override, model, len) != 0) return false;
     if (model[len] == '\0') return true;
-    return model[len] == ':' && model[len + 1] && strspn(model + len + 1, "0123456789") ==
-                                                      strlen(model + len + 1);
+    return model[len] == ':' && model[len + 1] &&
+           strspn(model + len + 1, "0123456789") == strlen(model + len + 1);
 }
 
 /* Each model, or the topology.placement entry of the same name. */
 static int rs_plan_resolve(const rs_topo_config *cfg, const rs_plan_model *models, size_t count,
                            const rs_plan_model *eff[], rs_err *err) {
     if (count > RS_PLAN_MAX_ENTRIES) {
-        rs_err_set(err, "topology: %zu models: more than the limit %d", count,
-                   RS_PLAN_MAX_ENTRIES);
+        rs_err_set(err, "topology: %zu models: more than the limit %d", count, RS_PLAN_MAX_ENTRIES);
         return -1;
     }
     for (size_t i = 0; i < count; i++) {
@@ -498,16 +506,20 @@ static int rs_plan_resolve(const rs_topo_config *cfg, const rs_plan_model *model
     return 0;
 }
 
-int rs_plan_build(const rs_topo_info *topo, const rs_topo_config *cfg,
-                  const rs_plan_model *models, size_t model_count, rs_plan *out, rs_err *err) {
+int rs_plan_build(const rs_topo_info *topo, const rs_topo_config *cfg, const rs_plan_model *models,
+                  size_t model_count, rs_plan *out, rs_err *err) {
     memset(out, 0, sizeof(*out));
     out->smt = cfg->smt;
     out->numa = cfg->numa;
     const rs_plan_model *eff[RS_PLAN_MAX_ENTRIES];
     if (rs_plan_resolve(cfg, models, model_count, eff, err) != 0) goto fail;
-    rs_plan_ctx c = {.topo = topo, .cfg = cfg, .models = eff, .given = models,
+    rs_plan_ctx c = {.topo = topo,
+                     .cfg = cfg,
+                     .models = eff,
+                     .given = models,
                      .model_count = model_count,
-                     .plan = out, .err = err};
+                     .plan = out,
+                     .err = err};
     bool io_core[RS_TOPO_MAX_CORES] = {false};
     if (rs_plan_validate(&c) != 0 || rs_plan_choose_io(&c, io_core) != 0 ||
         rs_plan_io(&c, io_core) != 0)

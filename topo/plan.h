@@ -21,13 +21,15 @@
  *       resnet: {device: gpu, gpus: [3], instances: 2}
  *
  * Rules (defaults):
- *  - usable = (cpus or allowed) - reserve_cores; cores are physical cores
- *    with at least one usable CPU.
+ *  - usable = (cpus or allowed) - reserve_cores (all three are CPU lists:
+ *    list both SMT siblings to leave a whole core to the OS); cores are
+ *    physical cores with at least one usable CPU.
  *  - one io loop per physical core of the io set, pinned to that core's
- *    first usable CPU. Without io_cores: every usable core not in
- *    worker_cores; with models and no worker_cores, a quarter of the cores
- *    (at least 1, at least one per NUMA node that has >= 2 cores), taken
- *    round-robin over NUMA nodes; without models, every core.
+ *    first CPU in the set. Without io_cores: every usable core not in
+ *    worker_cores; with models and no worker_cores, a quarter of the usable
+ *    cores (at least one), taken round-robin over NUMA nodes, lowest cores
+ *    first; without models, every usable core. A single usable core is
+ *    shared by io loops and workers (noted in the plan).
  *  - smt: avoid — an io loop and a worker shard never run on SMT siblings of
  *    one core (the io core's siblings stay idle); smt: share — io cores'
  *    sibling CPUs join the worker pool.
@@ -36,8 +38,9 @@
  *    pre-processing. GPU ids: placement gpus[i % n] for instance i, else
  *    round-robin over the host's GPUs.
  *  - CPU model instances spread over NUMA nodes (the node with the fewest
- *    instances so far, lowest number first); the cores of a node are shared
- *    evenly among the instances placed on it.
+ *    instances so far, GPU instances included, lowest number first); the
+ *    worker cores of a node are shared evenly among the instances placed on
+ *    it (more instances than cores: they share, noted in the plan).
  *  - placement numa: N forces the node of a model's instances.
  *  - memory: numa local -> each entry's own node; interleave -> every node;
  *    node:N -> node N.
@@ -95,9 +98,9 @@ typedef struct rs_plan_model {
     rs_plan_device device;
     int gpu_count; /* 0 with device gpu: round-robin over the host's GPUs */
     int gpus[RS_PLAN_MODEL_MAX_GPUS];
-    uint64_t gpu_memory_mb; /* carried to the plan for the GPU backend */
-    int numa;               /* RS_PLAN_NUMA_AUTO or an OS node number */
-    int instances;          /* 1..RS_PLAN_MAX_INSTANCES */
+    uint64_t gpu_memory_mb;            /* carried to the plan for the GPU backend */
+    int numa;                          /* RS_PLAN_NUMA_AUTO or an OS node number */
+    int instances;                     /* 1..RS_PLAN_MAX_INSTANCES */
     char origin[RS_TOPO_ORIGIN_BYTES]; /* where `placement` was written ("" if nowhere) */
 } rs_plan_model;
 
@@ -178,8 +181,8 @@ typedef struct rs_plan {
  * models may be NULL when model_count is 0 (a coordinator
  * process). Returns 0, or -1 with one line in err naming the field, value
  * and why (nothing is partially applied: plans have no side effects). */
-int rs_plan_build(const rs_topo_info *topo, const rs_topo_config *cfg,
-                  const rs_plan_model *models, size_t model_count, rs_plan *out, rs_err *err);
+int rs_plan_build(const rs_topo_info *topo, const rs_topo_config *cfg, const rs_plan_model *models,
+                  size_t model_count, rs_plan *out, rs_err *err);
 
 /* "io loop 0", "worker shard of m instance 1", "pre-processing of m instance 1". */
 void rs_plan_entry_describe(const rs_plan_entry *e, char *out, size_t out_bytes);

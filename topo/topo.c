@@ -129,8 +129,8 @@ static void rs_topo_read_gpus(rs_topo *t) {
         }
         rs_topo_gpu *g = &info->gpus[info->gpu_count++];
         memset(g, 0, sizeof(*g));
-        snprintf(g->busid, sizeof(g->busid), "%04x:%02x:%02x.%01x", pci->domain & 0xffff,
-                 pci->bus, pci->dev, pci->func);
+        snprintf(g->busid, sizeof(g->busid), "%04x:%02x:%02x.%01x", pci->domain & 0xffff, pci->bus,
+                 pci->dev, pci->func);
         g->vendor = pci->vendor_id;
         g->device = pci->device_id;
         const char *name = hwloc_obj_get_info_by_name(dev, "PCIDevice");
@@ -143,7 +143,8 @@ static void rs_topo_read_gpus(rs_topo *t) {
             g->numa = hwloc_bitmap_first(parent->nodeset);
     }
     qsort(info->gpus, (size_t)info->gpu_count, sizeof(info->gpus[0]), rs_topo_gpu_cmp);
-    for (int i = 0; i < info->gpu_count; i++) info->gpus[i].id = i;
+    for (int i = 0; i < info->gpu_count; i++)
+        info->gpus[i].id = i;
 }
 
 static rs_topo *rs_topo_load(rs_topo_source source, const char *arg, rs_err *err) {
@@ -221,7 +222,9 @@ fail:
     return NULL;
 }
 
-rs_topo *rs_topo_load_system(rs_err *err) { return rs_topo_load(RS_TOPO_SRC_SYSTEM, NULL, err); }
+rs_topo *rs_topo_load_system(rs_err *err) {
+    return rs_topo_load(RS_TOPO_SRC_SYSTEM, NULL, err);
+}
 
 rs_topo *rs_topo_load_xml(const char *path, rs_err *err) {
     return rs_topo_load(RS_TOPO_SRC_XML, path, err);
@@ -237,7 +240,9 @@ void rs_topo_free(rs_topo *t) {
     free(t);
 }
 
-const rs_topo_info *rs_topo_get_info(const rs_topo *t) { return &t->info; }
+const rs_topo_info *rs_topo_get_info(const rs_topo *t) {
+    return &t->info;
+}
 
 bool rs_topo_is_this_system(const rs_topo *t) {
     return t->info.source == RS_TOPO_SRC_SYSTEM && hwloc_topology_is_thissystem(t->hw);
@@ -247,7 +252,9 @@ void rs_topo_restrict_allowed(rs_topo *t, const rs_cpuset *cpus) {
     rs_cpuset_and(&t->info.allowed, cpus);
 }
 
-hwloc_topology_t rs_topo_hwloc(rs_topo *t) { return t->hw; }
+hwloc_topology_t rs_topo_hwloc(rs_topo *t) {
+    return t->hw;
+}
 
 const rs_topo_numa *rs_topo_info_numa(const rs_topo_info *info, int os_index) {
     for (int i = 0; i < info->numa_count; i++)

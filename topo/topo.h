@@ -51,13 +51,13 @@ typedef struct rs_topo_numa {
 } rs_topo_numa;
 
 typedef struct rs_topo_gpu {
-    int id;           /* 0.. in PCI bus order */
-    char busid[16];   /* "0000:17:00.0" */
-    uint16_t vendor;  /* 0x10de */
+    int id;          /* 0.. in PCI bus order */
+    char busid[16];  /* "0000:17:00.0" */
+    uint16_t vendor; /* 0x10de */
     uint16_t device;
-    int numa;         /* OS node, -1 when the locality spans several nodes */
-    rs_cpuset cpus;   /* CPUs of the GPU's non-I/O parent (its locality) */
-    char name[64];    /* PCI device name when hwloc knows it, else "" */
+    int numa;       /* OS node, -1 when the locality spans several nodes */
+    rs_cpuset cpus; /* CPUs of the GPU's non-I/O parent (its locality) */
+    char name[64];  /* PCI device name when hwloc knows it, else "" */
 } rs_topo_gpu;
 
 typedef struct rs_topo_info {

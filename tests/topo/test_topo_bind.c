@@ -10,7 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after setjmp.h, stdarg.h, stddef.h */
 
 #include "topo/bind.h"
 
@@ -82,7 +83,8 @@ static void test_alloc_local(void **state) {
     unsigned char *p = rs_topo_alloc_local(bytes, node0);
     assert_non_null(p);
     assert_int_equal((uintptr_t)p % 4096, 0);
-    for (size_t i = 0; i < bytes; i += 4096) assert_int_equal(p[i], 0); /* zero-filled */
+    for (size_t i = 0; i < bytes; i += 4096)
+        assert_int_equal(p[i], 0); /* zero-filled */
     memset(p, 0xab, bytes);
     assert_int_equal(rs_topo_memory_node(p), node0);
     assert_int_equal(rs_topo_memory_node(p + bytes - 1), node0);

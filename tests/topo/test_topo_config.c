@@ -7,7 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after setjmp.h, stdarg.h, stddef.h */
 
 #include "topo/cpuset.h"
 #include "topo/plan.h"
@@ -157,7 +158,8 @@ static void test_config_refusals(void **state) {
          "worker_cores, numa, smt, placement)"},
         {"topology: {cpus: \"0-\"}\n",
          "t.yaml:1: topology.cpus: '0-': expected a cpu number at 'end'"},
-        {"topology: {io_cores: \"3-1\"}\n", "t.yaml:1: topology.io_cores: '3-1': range 3-1 is reversed"},
+        {"topology: {io_cores: \"3-1\"}\n",
+         "t.yaml:1: topology.io_cores: '3-1': range 3-1 is reversed"},
         {"topology: {worker_cores: \"a\"}\n",
          "t.yaml:1: topology.worker_cores: 'a': 'a' is not a cpu number"},
         {"topology: {reserve_cores: \"99999\"}\n",
@@ -170,7 +172,8 @@ static void test_config_refusals(void **state) {
          "t.yaml:1: topology.numa: 'node:': expected local, interleave or node:N"},
         {"topology: {numa: \"node:64\"}\n",
          "t.yaml:1: topology.numa: 'node:64': NUMA node above the limit 63"},
-        {"topology: {smt: maybe}\n", "t.yaml:1: topology.smt: 'maybe': expected one of avoid|share"},
+        {"topology: {smt: maybe}\n",
+         "t.yaml:1: topology.smt: 'maybe': expected one of avoid|share"},
         {"topology: [1]\n", "t.yaml:1: topology: expected a mapping"},
         {"topology: {placement: [a]}\n",
          "t.yaml:1: topology.placement: expected a mapping of model name to placement"},
@@ -203,8 +206,7 @@ static void test_config_refusals(void **state) {
     rs_topo_config *cfg = calloc(1, sizeof(*cfg));
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         rs_err err = {0};
-        if (parse_topology(cases[i].yaml, cfg, &err) != -1 ||
-            strcmp(err.msg, cases[i].msg) != 0) {
+        if (parse_topology(cases[i].yaml, cfg, &err) != -1 || strcmp(err.msg, cases[i].msg) != 0) {
             print_error("case %zu: %s\n got: %s\nwant: %s\n", i, cases[i].yaml, err.msg,
                         cases[i].msg);
             fail();

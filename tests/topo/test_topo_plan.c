@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after setjmp.h, stdarg.h, stddef.h */
 
 #include "topo/plan.h"
 #include "topo/topo.h"
@@ -93,7 +94,8 @@ static void cpus_are(const rs_cpuset *s, const char *want) {
 
 static int count_role(const rs_plan *p, rs_plan_role role) {
     int n = 0;
-    for (int i = 0; i < p->entry_count; i++) n += p->entries[i].role == role;
+    for (int i = 0; i < p->entry_count; i++)
+        n += p->entries[i].role == role;
     return n;
 }
 
@@ -163,7 +165,8 @@ static void test_gpu_instances_follow_their_gpus(void **state) {
     }
     assert_disjoint(&f->plan);
     /* gpus [2, 1]: instance i uses gpus[i % 2]. */
-    build_ok(f, NULL, "topology:\n  placement:\n    llm: {device: gpu, gpus: [2, 1], instances: 3}\n");
+    build_ok(f, NULL,
+             "topology:\n  placement:\n    llm: {device: gpu, gpus: [2, 1], instances: 3}\n");
     assert_int_equal(find(&f->plan, RS_PLAN_WORKER, "llm", 0)->gpu, 2);
     assert_int_equal(find(&f->plan, RS_PLAN_WORKER, "llm", 0)->numa, 1);
     assert_int_equal(find(&f->plan, RS_PLAN_WORKER, "llm", 1)->gpu, 1);
@@ -174,14 +177,16 @@ static void test_gpu_instances_follow_their_gpus(void **state) {
 
 static void test_nps4_gpu_locality(void **state) {
     fx *f = *state;
-    build_ok(f, "1s-4numa-nps4.xml",
-             "topology:\n  placement:\n    det: {device: gpu, gpus: [1]}\n    cls: {instances: 3}\n");
+    build_ok(
+        f, "1s-4numa-nps4.xml",
+        "topology:\n  placement:\n    det: {device: gpu, gpus: [1]}\n    cls: {instances: 3}\n");
     const rs_plan_entry *w = find(&f->plan, RS_PLAN_WORKER, "det", 0);
     assert_int_equal(w->gpu, 1);
     assert_int_equal(w->numa, 3);
     assert_true(rs_cpuset_subset(&w->cpus, &node(f, 3)->cpus));
     /* CPU instances avoid the node the GPU model already uses. */
-    for (int i = 0; i < 3; i++) assert_int_not_equal(find(&f->plan, RS_PLAN_WORKER, "cls", i)->numa, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_not_equal(find(&f->plan, RS_PLAN_WORKER, "cls", i)->numa, 3);
     assert_disjoint(&f->plan);
 }
 
@@ -326,15 +331,18 @@ static void test_cpu_instances_spread(void **state) {
     }
     build_ok(f, "1s-4numa-nps4.xml", "topology:\n  placement:\n    bert: {instances: 8}\n");
     int per_node[4] = {0};
-    for (int i = 0; i < 8; i++) per_node[find(&f->plan, RS_PLAN_WORKER, "bert", i)->numa]++;
-    for (int n = 0; n < 4; n++) assert_int_equal(per_node[n], 2);
+    for (int i = 0; i < 8; i++)
+        per_node[find(&f->plan, RS_PLAN_WORKER, "bert", i)->numa]++;
+    for (int n = 0; n < 4; n++)
+        assert_int_equal(per_node[n], 2);
     assert_disjoint(&f->plan);
 }
 
 static void test_more_instances_than_cores(void **state) {
     fx *f = *state;
     build_ok(f, "2core-box.xml", "topology:\n  placement:\n    m: {instances: 3}\n");
-    for (int i = 0; i < 3; i++) cpus_are(&find(&f->plan, RS_PLAN_WORKER, "m", i)->cpus, "1");
+    for (int i = 0; i < 3; i++)
+        cpus_are(&find(&f->plan, RS_PLAN_WORKER, "m", i)->cpus, "1");
     assert_int_equal(f->plan.note_count, 1);
     assert_string_equal(f->plan.notes[0], "node 0: 3 instances share 1 worker cores");
 }
@@ -348,7 +356,8 @@ static void test_overrides(void **state) {
              "  placement:\n    m: {instances: 2}\n");
     cpus_are(&f->plan.io, "0-1");
     cpus_are(&f->plan.worker, "2-7,18-23");
-    for (int i = 0; i < f->plan.entry_count; i++) assert_int_equal(f->plan.entries[i].mem_node, 1);
+    for (int i = 0; i < f->plan.entry_count; i++)
+        assert_int_equal(f->plan.entries[i].mem_node, 1);
     build_ok(f, NULL, "topology:\n  numa: interleave\n  placement:\n    m: {}\n");
     for (int i = 0; i < f->plan.entry_count; i++)
         assert_int_equal(f->plan.entries[i].mem_node, RS_PLAN_MEM_INTERLEAVE);
@@ -356,8 +365,9 @@ static void test_overrides(void **state) {
     build_ok(f, NULL, "topology:\n  worker_cores: \"4-15,20-31\"\n  placement:\n    m: {}\n");
     cpus_are(&f->plan.io, "0-3");
     /* placement numa forces the node of a CPU model (and of a GPU model). */
-    build_ok(f, NULL, "topology:\n  placement:\n    m: {numa: 1, instances: 2}\n"
-                      "    g: {device: gpu, gpus: [0], numa: 1}\n");
+    build_ok(f, NULL,
+             "topology:\n  placement:\n    m: {numa: 1, instances: 2}\n"
+             "    g: {device: gpu, gpus: [0], numa: 1}\n");
     assert_int_equal(find(&f->plan, RS_PLAN_WORKER, "m", 0)->numa, 1);
     assert_int_equal(find(&f->plan, RS_PLAN_WORKER, "m", 1)->numa, 1);
     assert_int_equal(find(&f->plan, RS_PLAN_WORKER, "g", 0)->numa, 1);
@@ -389,13 +399,15 @@ static void test_config_placement_overrides_model(void **state) {
     models[1].instances = 0;
     parse(f, "topology: {}\n");
     assert_int_equal(rs_plan_build(f->info, &f->cfg, models, 2, &f->plan, &f->err), -1);
-    assert_string_equal(f->err.msg, "model 'bert': placement.instances: '0': out of range [1, 256]");
+    assert_string_equal(f->err.msg,
+                        "model 'bert': placement.instances: '0': out of range [1, 256]");
 }
 
 static void test_plan_is_pure(void **state) {
     fx *f = *state;
-    build_ok(f, "2s-2numa-smt-4gpu.xml",
-             "topology:\n  placement:\n    a: {device: gpu, instances: 2}\n    b: {instances: 3}\n");
+    build_ok(
+        f, "2s-2numa-smt-4gpu.xml",
+        "topology:\n  placement:\n    a: {device: gpu, instances: 2}\n    b: {instances: 3}\n");
     rs_plan *again = calloc(1, sizeof(*again));
     assert_int_equal(rs_plan_build(f->info, &f->cfg, f->cfg.placement, 2, again, &f->err), 0);
     assert_memory_equal(again, &f->plan, sizeof(*again));
@@ -455,7 +467,8 @@ static void test_refusals(void **state) {
                   "t.yaml:2: topology.io_cores: '0-1': leaves no cpu for worker shards");
     build_refused(f, "2core-box.xml", "topology:\n  placement:\n    m: {device: gpu}\n",
                   "t.yaml:3: topology.placement.m.device: 'gpu': this host has no NVIDIA GPU");
-    build_refused(f, "1s-4numa-nps4.xml", "topology:\n  placement:\n    m: {device: gpu, gpus: [2]}\n",
+    build_refused(f, "1s-4numa-nps4.xml",
+                  "topology:\n  placement:\n    m: {device: gpu, gpus: [2]}\n",
                   "t.yaml:3: topology.placement.m.gpus: '2': GPU 2 does not exist (this host has "
                   "GPUs 0-1)");
     /* A CPU that exists but is outside the allowed cpuset (taskset, cgroup). */

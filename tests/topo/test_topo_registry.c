@@ -10,17 +10,17 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after setjmp.h, stdarg.h, stddef.h */
 
 #include "topo/plan_registry.h"
 
-static const char *model_yaml =
-    "name: m\n"
-    "backend: identity\n"
-    "inputs:\n  - {name: x, dtype: FP32, shape: [-1, 4]}\n"
-    "outputs:\n  - {name: y, dtype: FP32, shape: [-1, 4]}\n"
-    "instances: %d\n"
-    "placement: {device: %s}\n";
+static const char *model_yaml = "name: m\n"
+                                "backend: identity\n"
+                                "inputs:\n  - {name: x, dtype: FP32, shape: [-1, 4]}\n"
+                                "outputs:\n  - {name: y, dtype: FP32, shape: [-1, 4]}\n"
+                                "instances: %d\n"
+                                "placement: {device: %s}\n";
 
 static void write_model(const char *repo, int version, int instances, const char *placement) {
     char path[512];
