@@ -52,7 +52,8 @@ static void *bench_run(void *arg) {
                 t->failures += rs_kv_get(t->kv, &t->keys[i], buf, t->value_bytes, &len) != RS_KV_OK;
                 break;
             case OP_GET_MISS:
-                t->failures += rs_kv_get(t->kv, &t->absent[i], buf, t->value_bytes, &len) != RS_KV_MISS;
+                t->failures +=
+                    rs_kv_get(t->kv, &t->absent[i], buf, t->value_bytes, &len) != RS_KV_MISS;
                 break;
             case OP_SET:
                 t->failures += rs_kv_set(t->kv, &t->keys[i], buf, t->value_bytes, 0) != RS_KV_OK;
@@ -96,8 +97,9 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
             repeat = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cache [--ms N] [--repeat R]   (N ms per run, default 100; "
-                            "R runs per cell, default 3)\n");
+            fprintf(stderr,
+                    "usage: bench_cache [--ms N] [--repeat R]   (N ms per run, default 100; "
+                    "R runs per cell, default 3)\n");
             return 2;
         }
     }
@@ -120,9 +122,7 @@ int main(int argc, char **argv) {
     pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
     /* One per thread, on separate cache lines (as shards are). */
-    static struct {
-        pthread_mutex_t m;
-    } __attribute__((aligned(128))) mutex_slots[2];
+    static struct { pthread_mutex_t m; } __attribute__((aligned(128))) mutex_slots[2];
     pthread_mutex_t *mutexes[2] = {&mutex_slots[0].m, &mutex_slots[1].m};
     pthread_mutex_init(mutexes[0], &ma);
     pthread_mutex_init(mutexes[1], &ma);
@@ -143,7 +143,8 @@ int main(int argc, char **argv) {
         for (int t = 0; t < 2; t++) {
             keys[t] = bench_keys(nkeys, 1000 + (uint64_t)t + (uint64_t)ci * 10);
             absent[t] = bench_keys(nkeys, 5000 + (uint64_t)t + (uint64_t)ci * 10);
-            for (uint32_t i = 0; i < nkeys; i++) rs_kv_set(kv, &keys[t][i], fill, vb, 0);
+            for (uint32_t i = 0; i < nkeys; i++)
+                rs_kv_set(kv, &keys[t][i], fill, vb, 0);
         }
         free(fill);
         for (int nthreads = 1; nthreads <= 2; nthreads++) {
@@ -157,10 +158,15 @@ int main(int argc, char **argv) {
                     pthread_t th[2];
                     bench_thread bt[2];
                     for (int t = 0; t < nthreads; t++) {
-                        bt[t] = (bench_thread){.kv = kv, .op = op, .value_bytes = vb,
-                                               .nkeys = nkeys, .keys = keys[t],
-                                               .absent = absent[t], .run_ns = run_ms * 1000000ull,
-                                               .start = &start, .mutex = mutexes[t]};
+                        bt[t] = (bench_thread){.kv = kv,
+                                               .op = op,
+                                               .value_bytes = vb,
+                                               .nkeys = nkeys,
+                                               .keys = keys[t],
+                                               .absent = absent[t],
+                                               .run_ns = run_ms * 1000000ull,
+                                               .start = &start,
+                                               .mutex = mutexes[t]};
                         pthread_create(&th[t], NULL, bench_run, &bt[t]);
                     }
                     uint64_t ops = 0, ns = 0, max_ns = 0;
@@ -178,13 +184,14 @@ int main(int argc, char **argv) {
                         mops = (double)ops / ((double)max_ns / 1e9) / 1e6;
                     }
                 }
-                if (failures) fprintf(stderr, "bench_cache: %" PRIu64 " unexpected results\n", failures);
+                if (failures)
+                    fprintf(stderr, "bench_cache: %" PRIu64 " unexpected results\n", failures);
                 if (op == OP_LOCK)
                     printf("| - | - | %d | %s (baseline) | %.0f | %.2f |\n", nthreads, op_names[op],
                            ns_per_op, mops);
                 else
-                    printf("| %s | %u | %d | %s | %.0f | %.2f |\n", vb == 64 ? "64 B" : "4 KiB", nkeys,
-                           nthreads, op_names[op], ns_per_op, mops);
+                    printf("| %s | %u | %d | %s | %.0f | %.2f |\n", vb == 64 ? "64 B" : "4 KiB",
+                           nkeys, nthreads, op_names[op], ns_per_op, mops);
                 fflush(stdout);
             }
         }

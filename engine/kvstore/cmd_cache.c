@@ -2,7 +2,8 @@
  *
  * Attaches to the segment named by the config's `cache:` section so an
  * operator can look at what the running processes share; only `set`
- * creates the segment when it does not exist yet. Exit codes: 0 done, 1 key not found, 2 usage/config/attach error. */
+ * creates the segment when it does not exist yet. Exit codes: 0 done, 1 key not found, 2
+ * usage/config/attach error. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +13,17 @@
 #include "engine/kvstore/kvstore.h"
 
 static void rs_cache_usage(FILE *out) {
-    fprintf(out,
-            "usage: ringserve cache <command> --config FILE [args]\n"
-            "  stats              counters: hits, misses, hit rate, size, evictions, oversize\n"
-            "  get KEY [--raw]    show an entry (KEY: 32 hex digits); --raw writes the value bytes\n"
-            "  set KEY VALUE [--ttl S]  store VALUE (text), creating the segment if needed;\n"
-            "                     S seconds, 0 = never, default from config\n"
-            "  del KEY            remove an entry\n"
-            "  clear              remove every entry\n"
-            "  save               write a snapshot to the configured persist file now\n"
-            "  destroy            remove the segment (after every process has stopped)\n");
+    fprintf(
+        out,
+        "usage: ringserve cache <command> --config FILE [args]\n"
+        "  stats              counters: hits, misses, hit rate, size, evictions, oversize\n"
+        "  get KEY [--raw]    show an entry (KEY: 32 hex digits); --raw writes the value bytes\n"
+        "  set KEY VALUE [--ttl S]  store VALUE (text), creating the segment if needed;\n"
+        "                     S seconds, 0 = never, default from config\n"
+        "  del KEY            remove an entry\n"
+        "  clear              remove every entry\n"
+        "  save               write a snapshot to the configured persist file now\n"
+        "  destroy            remove the segment (after every process has stopped)\n");
 }
 
 static int rs_cache_load_config(const char *file, rs_kv_config *cfg) {
@@ -96,7 +98,8 @@ static int rs_cache_get(rs_kv *kv, const rs_kv_key *key, bool raw) {
             printf("ttl_ms   never\n");
         printf("value   ");
         size_t shown = len < 64 ? len : 64;
-        for (size_t i = 0; i < shown; i++) printf(" %02x", buf[i]);
+        for (size_t i = 0; i < shown; i++)
+            printf(" %02x", buf[i]);
         printf("%s\n", shown < len ? " ..." : "");
     }
     free(buf);
@@ -134,7 +137,8 @@ int rs_cmd_cache(int argc, char **argv) {
             return 2;
         }
     }
-    static const char *const ops[] = {"stats", "get", "set", "del", "clear", "save", "destroy", NULL};
+    static const char *const ops[] = {"stats", "get",  "set",     "del",
+                                      "clear", "save", "destroy", NULL};
     static const int nargs[] = {0, 1, 2, 1, 0, 0, 0};
     int which = -1;
     for (int i = 0; op && ops[i]; i++)
@@ -182,17 +186,14 @@ int rs_cmd_cache(int argc, char **argv) {
     }
     int rc = 0;
     switch (which) {
-    case 0:
-        rs_cache_print_stats(kv, cfg.name);
-        break;
-    case 1:
-        rc = rs_cache_get(kv, &key, raw);
-        break;
+    case 0: rs_cache_print_stats(kv, cfg.name); break;
+    case 1: rc = rs_cache_get(kv, &key, raw); break;
     case 2: {
         if (ttl_s == RS_KV_TTL_DEFAULT) ttl_s = (int64_t)cfg.default_ttl_s;
         rs_kv_status st = rs_kv_set(kv, &key, pos[1], strlen(pos[1]), ttl_s);
         if (st == RS_KV_OVERSIZE) {
-            fprintf(stderr, "ringserve cache: value of %zu bytes exceeds max_value_kb; not cached\n",
+            fprintf(stderr,
+                    "ringserve cache: value of %zu bytes exceeds max_value_kb; not cached\n",
                     strlen(pos[1]));
             rc = 2;
         } else if (st != RS_KV_OK) {
@@ -226,8 +227,7 @@ int rs_cmd_cache(int argc, char **argv) {
         }
         break;
     }
-    default:
-        break;
+    default: break;
     }
     rs_kv_detach(kv);
     return rc;

@@ -21,9 +21,9 @@ int rs_kv_config_parse(const rs_cfg_node *section, rs_kv_config *out, rs_err *er
         rs_cfg_fail(section, err, "expected a mapping (name, capacity_mb, max_value_kb, ...)");
         return -1;
     }
-    static const char *const allowed[] = {"name",          "capacity_mb", "max_value_kb",
-                                          "default_ttl_s", "persist",     "snapshot_interval_s",
-                                          NULL};
+    static const char *const allowed[] = {
+        "name", "capacity_mb", "max_value_kb", "default_ttl_s", "persist", "snapshot_interval_s",
+        NULL};
     if (rs_cfg_check_keys(section, allowed, err) != 0) return -1;
     if (rs_cfg_str(section, "name", false, out->name, out->name, sizeof(out->name), err) != 0)
         return -1;
@@ -44,8 +44,8 @@ int rs_kv_config_parse(const rs_cfg_node *section, rs_kv_config *out, rs_err *er
     if (rs_cfg_u64(section, "capacity_mb", false, out->capacity_mb, 1, 65536, &out->capacity_mb,
                    err) != 0)
         return -1;
-    if (rs_cfg_u64(section, "max_value_kb", false, out->max_value_kb, 1, 16384,
-                   &out->max_value_kb, err) != 0)
+    if (rs_cfg_u64(section, "max_value_kb", false, out->max_value_kb, 1, 16384, &out->max_value_kb,
+                   err) != 0)
         return -1;
     if (out->max_value_kb * 1024ull > out->capacity_mb << 20) {
         rs_cfg_node mv = rs_cfg_get(section, "max_value_kb");

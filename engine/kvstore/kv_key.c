@@ -10,7 +10,9 @@
 
 #include "engine/kvstore/kvstore.h"
 
-static void rs_kv_feed_u64(XXH3_state_t *st, uint64_t v) { XXH3_128bits_update(st, &v, sizeof(v)); }
+static void rs_kv_feed_u64(XXH3_state_t *st, uint64_t v) {
+    XXH3_128bits_update(st, &v, sizeof(v));
+}
 
 static void rs_kv_feed_str(XXH3_state_t *st, const char *p, size_t len) {
     rs_kv_feed_u64(st, len);
@@ -50,7 +52,8 @@ rs_kv_key rs_kv_key_for_request_n(rs_str model, rs_str version, const rs_tensor_
         rs_kv_feed_u64(&st, (uint64_t)t->dtype);
         uint32_t rank = t->rank <= RS_MAX_RANK ? t->rank : RS_MAX_RANK;
         rs_kv_feed_u64(&st, rank);
-        for (uint32_t d = 0; d < rank; d++) rs_kv_feed_u64(&st, (uint64_t)t->dims[d]);
+        for (uint32_t d = 0; d < rank; d++)
+            rs_kv_feed_u64(&st, (uint64_t)t->dims[d]);
         rs_kv_feed_str(&st, (const char *)t->data, t->data ? t->byte_len : 0);
     }
     XXH128_hash_t h = XXH3_128bits_digest(&st);

@@ -46,14 +46,14 @@ typedef struct rs_kv_item {
 
 /* Per (shard, size class) state: free chunks and the CLOCK hand. */
 typedef struct rs_kv_class {
-    uint32_t free_head; /* item ref */
-    uint32_t pages;     /* pages owned by this class */
-    uint32_t hand_page; /* CLOCK hand: page index in the shard ... */
+    uint32_t free_head;  /* item ref */
+    uint32_t pages;      /* pages owned by this class */
+    uint32_t hand_page;  /* CLOCK hand: page index in the shard ... */
     uint32_t hand_chunk; /* ... and chunk index in that page */
 } rs_kv_class;
 
 typedef struct rs_kv_shard {
-    pthread_mutex_t lock; /* process-shared, robust */
+    pthread_mutex_t lock;  /* process-shared, robust */
     uint32_t pages_carved; /* pages [0, pages_carved) belong to a class */
     uint32_t steal_hand;   /* round-robin victim when a class has no page */
     /* Counters, written under the lock (oversize needs no lock). */
@@ -109,7 +109,9 @@ struct rs_kv {
 };
 
 /* Shared between kvstore.c and kv_snapshot.c. */
-static inline uint64_t rs_kv_now_ms(const rs_kv *kv) { return kv->clock(kv->clock_ctx); }
+static inline uint64_t rs_kv_now_ms(const rs_kv *kv) {
+    return kv->clock(kv->clock_ctx);
+}
 /* Inserts with an absolute expiry (snapshot load). */
 rs_kv_status rs_kv_set_abs(rs_kv *kv, const rs_kv_key *key, const void *value, size_t len,
                            uint64_t expire_ms);

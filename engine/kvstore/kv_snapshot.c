@@ -25,7 +25,7 @@
 
 #define RS_KV_SNAP_MAGIC "RSKVSNP1"
 #define RS_KV_SNAP_VERSION 1u
-#define RS_KV_REC_MAGIC 0x5252564bu /* "KVRR" */
+#define RS_KV_REC_MAGIC 0x5252564bu     /* "KVRR" */
 #define RS_KV_REC_MAX_VALUE (16u << 20) /* the largest max_value_kb */
 
 typedef struct rs_kv_snap_header {

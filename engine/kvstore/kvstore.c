@@ -32,11 +32,14 @@ static uint64_t rs_kv_real_clock(void *ctx) {
     return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
 }
 
-static uint64_t rs_kv_round_up(uint64_t v, uint64_t align) { return (v + align - 1) / align * align; }
+static uint64_t rs_kv_round_up(uint64_t v, uint64_t align) {
+    return (v + align - 1) / align * align;
+}
 
 static uint32_t rs_kv_pow2_at_least(uint64_t v) {
     uint32_t p = 1;
-    while (p < v && p < (1u << 31)) p <<= 1;
+    while (p < v && p < (1u << 31))
+        p <<= 1;
     return p;
 }
 
@@ -117,14 +120,16 @@ static int rs_kv_lock(rs_kv *kv, rs_kv_shard *sh) {
     return -1;
 }
 
-static inline void rs_kv_unlock(rs_kv_shard *sh) { pthread_mutex_unlock(&sh->lock); }
+static inline void rs_kv_unlock(rs_kv_shard *sh) {
+    pthread_mutex_unlock(&sh->lock);
+}
 
 /* ---- index and slab primitives (shard locked) ------------------------------ */
 
 /* Finds key; *link_out receives the pointer that references it (bucket or
  * previous item's next) so the caller can unlink in O(1). */
-static rs_kv_item *rs_kv_find(const rs_kv *kv, uint32_t shard, uint8_t *pages,
-                              const rs_kv_key *key, uint32_t **link_out) {
+static rs_kv_item *rs_kv_find(const rs_kv *kv, uint32_t shard, uint8_t *pages, const rs_kv_key *key,
+                              uint32_t **link_out) {
     uint32_t *link = &rs_kv_buckets_of(kv, shard)[key->hi & kv->bucket_mask];
     uint32_t ref = *link;
     uint32_t guard = 0;
@@ -455,7 +460,8 @@ static int rs_kv_init_locks(rs_kv_shard *shards, uint32_t n, rs_err *err, const 
     pthread_mutexattr_init(&a);
     int rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     if (rc == 0) rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    for (uint32_t i = 0; rc == 0 && i < n; i++) rc = pthread_mutex_init(&shards[i].lock, &a);
+    for (uint32_t i = 0; rc == 0 && i < n; i++)
+        rc = pthread_mutex_init(&shards[i].lock, &a);
     pthread_mutexattr_destroy(&a);
     if (rc != 0) rs_err_set(err, "cache %s: robust process-shared mutex: %s", name, strerror(rc));
     return rc == 0 ? 0 : -1;
@@ -463,20 +469,22 @@ static int rs_kv_init_locks(rs_kv_shard *shards, uint32_t n, rs_err *err, const 
 
 /* Checks an attached header field by field; the first mismatch is refused
  * with a line naming it. `want` is NULL for attach-only (no config). */
-static int rs_kv_header_check(const rs_kv_header *h, uint64_t file_bytes, const rs_kv_geometry *want,
-                              const char *name, rs_err *err) {
+static int rs_kv_header_check(const rs_kv_header *h, uint64_t file_bytes,
+                              const rs_kv_geometry *want, const char *name, rs_err *err) {
     const char *fix = "remove it with `ringserve cache destroy --config F` once no process uses it";
     if (atomic_load(&h->magic) != RS_KV_MAGIC) {
         rs_err_set(err, "cache /%s: not a ringserve cache segment (bad magic); %s", name, fix);
         return -1;
     }
-#define RS_KV_CHECK(field, expected)                                                          \
-    do {                                                                                      \
-        if ((uint64_t)(h->field) != (uint64_t)(expected)) {                                   \
-            rs_err_set(err, "cache /%s: segment has " #field " %" PRIu64 ", this process expects %" PRIu64 \
-                       "; %s", name, (uint64_t)(h->field), (uint64_t)(expected), fix);          \
-            return -1;                                                                        \
-        }                                                                                     \
+#define RS_KV_CHECK(field, expected)                                                               \
+    do {                                                                                           \
+        if ((uint64_t)(h->field) != (uint64_t)(expected)) {                                        \
+            rs_err_set(err,                                                                        \
+                       "cache /%s: segment has " #field " %" PRIu64                                \
+                       ", this process expects %" PRIu64 "; %s",                                   \
+                       name, (uint64_t)(h->field), (uint64_t)(expected), fix);                     \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
     RS_KV_CHECK(layout_version, RS_KV_LAYOUT_VERSION);
     RS_KV_CHECK(header_bytes, sizeof(rs_kv_header));
@@ -545,7 +553,8 @@ static int rs_kv_name_ok(const char *name, rs_err *err) {
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
         if (!ok || (i == 0 && c == '.')) {
-            rs_err_set(err, "cache name '%s': only letters, digits, '.', '_' and '-' (not leading '.')",
+            rs_err_set(err,
+                       "cache name '%s': only letters, digits, '.', '_' and '-' (not leading '.')",
                        name);
             return -1;
         }
@@ -803,7 +812,7 @@ rs_kv_status rs_kv_get(rs_kv *kv, const rs_kv_key *key, void *buf, size_t buf_by
         RS_LOG_ONCE(RS_LOG_WARN, "cache %s: dropped an entry with a bad checksum", kv->name);
         return RS_KV_MISS;
     }
-    memcpy(buf, it->value, len);
+    if (len) memcpy(buf, it->value, len);
     it->flags |= RS_KV_F_REF;
     sh->hits++;
     rs_kv_unlock(sh);
@@ -833,7 +842,7 @@ rs_kv_status rs_kv_set_abs(rs_kv *kv, const rs_kv_key *key, const void *value, s
     it->expire_ms = expire_ms;
     it->value_len = (uint32_t)len;
     it->pad1 = 0;
-    memcpy(it->value, value, len);
+    if (len) memcpy(it->value, value, len);
     it->checksum = rs_kv_item_sum(it);
     it->flags = RS_KV_F_USED;
     uint32_t *head = &rs_kv_buckets_of(kv, shard)[key->hi & kv->bucket_mask];
@@ -885,7 +894,9 @@ int rs_kv_ttl_left_ms(rs_kv *kv, const rs_kv_key *key, uint64_t *ttl_left_ms) {
     return rc;
 }
 
-bool rs_kv_exists(rs_kv *kv, const rs_kv_key *key) { return rs_kv_ttl_left_ms(kv, key, NULL) == 0; }
+bool rs_kv_exists(rs_kv *kv, const rs_kv_key *key) {
+    return rs_kv_ttl_left_ms(kv, key, NULL) == 0;
+}
 
 void rs_kv_clear(rs_kv *kv) {
     for (uint32_t s = 0; s <= kv->shard_mask; s++) {

@@ -36,10 +36,10 @@
 /* ---- configuration: the `cache:` section ------------------------------- */
 
 typedef struct rs_kv_config {
-    char name[RS_KV_NAME_BYTES];    /* segment "/<name>"; [A-Za-z0-9._-]; default "ringserve-cache" */
-    uint64_t capacity_mb;           /* value memory (slab pages), 1..65536; default 64 */
-    uint64_t max_value_kb;          /* larger values are not cached (counted); 1..16384; default 256 */
-    uint64_t default_ttl_s;         /* TTL of RS_KV_TTL_DEFAULT sets; 0 = never expires; default 300 */
+    char name[RS_KV_NAME_BYTES]; /* segment "/<name>"; [A-Za-z0-9._-]; default "ringserve-cache" */
+    uint64_t capacity_mb;        /* value memory (slab pages), 1..65536; default 64 */
+    uint64_t max_value_kb;       /* larger values are not cached (counted); 1..16384; default 256 */
+    uint64_t default_ttl_s;      /* TTL of RS_KV_TTL_DEFAULT sets; 0 = never expires; default 300 */
     char persist[RS_KV_PATH_BYTES]; /* snapshot file path; "" (default) = persistence off */
     uint64_t snapshot_interval_s;   /* 1..86400; default 60; used only with persist */
 } rs_kv_config;
@@ -84,7 +84,7 @@ typedef struct rs_kv_options {
     uint64_t capacity_bytes; /* 0 = capacity_mb MiB; else exact value memory (tests) */
     rs_kv_clock_fn clock;    /* NULL = CLOCK_REALTIME_COARSE in ms */
     void *clock_ctx;
-    bool no_snapshot_load;   /* do not load cfg->persist when creating the segment */
+    bool no_snapshot_load; /* do not load cfg->persist when creating the segment */
 } rs_kv_options;
 
 /* Attaches to segment cfg->name, creating and sizing it if it does not exist.
@@ -147,17 +147,17 @@ int rs_kv_tick(rs_kv *kv);
 
 typedef struct rs_kv_stats {
     uint64_t hits, misses;
-    double hit_rate;           /* hits / (hits + misses); 0 when no lookups */
+    double hit_rate; /* hits / (hits + misses); 0 when no lookups */
     uint64_t sets, deletes;
-    uint64_t items;            /* live entries (expired-not-yet-swept included) */
-    uint64_t value_bytes;      /* sum of stored value lengths */
-    uint64_t used_bytes;       /* chunk bytes held by entries */
-    uint64_t capacity_bytes;   /* value memory (slab pages) */
-    uint64_t evictions;        /* entries dropped to make room */
-    uint64_t expired;          /* entries dropped for TTL (lazily or by sweep) */
-    uint64_t oversize;         /* sets refused for exceeding max_value_kb */
-    uint64_t recoveries;       /* shard locks recovered from a dead owner */
-    uint64_t torn;             /* entries dropped for a checksum mismatch */
+    uint64_t items;          /* live entries (expired-not-yet-swept included) */
+    uint64_t value_bytes;    /* sum of stored value lengths */
+    uint64_t used_bytes;     /* chunk bytes held by entries */
+    uint64_t capacity_bytes; /* value memory (slab pages) */
+    uint64_t evictions;      /* entries dropped to make room */
+    uint64_t expired;        /* entries dropped for TTL (lazily or by sweep) */
+    uint64_t oversize;       /* sets refused for exceeding max_value_kb */
+    uint64_t recoveries;     /* shard locks recovered from a dead owner */
+    uint64_t torn;           /* entries dropped for a checksum mismatch */
     uint32_t shards;
     uint64_t max_value_bytes;
 } rs_kv_stats;
@@ -168,13 +168,13 @@ void rs_kv_stats_get(rs_kv *kv, rs_kv_stats *out);
 /* ---- persistence ---------------------------------------------------------- */
 
 typedef struct rs_kv_load_report {
-    uint64_t loaded;      /* records inserted */
-    uint64_t expired;     /* records skipped: already expired */
-    uint64_t corrupt;     /* records skipped: bad checksum, magic or size */
-    uint64_t oversize;    /* records skipped: above this cache's max value */
-    bool damaged;         /* the file was truncated or had garbage (a warning was logged) */
-    bool truncated;       /* the file ended inside a record */
-    uint64_t bad_offset;  /* when damaged: the first offset where it stopped making sense */
+    uint64_t loaded;     /* records inserted */
+    uint64_t expired;    /* records skipped: already expired */
+    uint64_t corrupt;    /* records skipped: bad checksum, magic or size */
+    uint64_t oversize;   /* records skipped: above this cache's max value */
+    bool damaged;        /* the file was truncated or had garbage (a warning was logged) */
+    bool truncated;      /* the file ended inside a record */
+    uint64_t bad_offset; /* when damaged: the first offset where it stopped making sense */
 } rs_kv_load_report;
 
 /* Writes every live entry to "<path>.tmp.<pid>", fsyncs, renames to path and

@@ -16,7 +16,9 @@ typedef struct kv_fake_clock {
     uint64_t now_ms;
 } kv_fake_clock;
 
-static inline uint64_t kv_fake_now(void *ctx) { return ((kv_fake_clock *)ctx)->now_ms; }
+static inline uint64_t kv_fake_now(void *ctx) {
+    return ((kv_fake_clock *)ctx)->now_ms;
+}
 
 /* A per-process, per-call segment name so parallel tests never share one. */
 static inline void kv_test_config(rs_kv_config *cfg, const char *tag) {
@@ -25,7 +27,9 @@ static inline void kv_test_config(rs_kv_config *cfg, const char *tag) {
     snprintf(cfg->name, sizeof(cfg->name), "rs-test-%s-%ld-%d", tag, (long)getpid(), seq++);
 }
 
-static inline rs_kv_key kv_test_key(uint64_t i) { return rs_kv_key_from_bytes(&i, sizeof(i)); }
+static inline rs_kv_key kv_test_key(uint64_t i) {
+    return rs_kv_key_from_bytes(&i, sizeof(i));
+}
 
 /* Value for (key index, generation) of len bytes (len >= 16): a header
  * naming key, generation and length, a pattern derived from them, and a
@@ -35,7 +39,8 @@ static inline void kv_value_fill(uint8_t *buf, size_t len, uint32_t key_index, u
     memcpy(buf, &key_index, 4);
     memcpy(buf + 4, &gen, 4);
     memcpy(buf + 8, &l, 4);
-    for (size_t i = 12; i + 8 < len; i++) buf[i] = (uint8_t)(key_index * 31u + gen * 7u + i);
+    for (size_t i = 12; i + 8 < len; i++)
+        buf[i] = (uint8_t)(key_index * 31u + gen * 7u + i);
     uint64_t sum = XXH3_64bits(buf, len - 8);
     memcpy(buf + len - 8, &sum, 8);
 }

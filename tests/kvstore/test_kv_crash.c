@@ -6,11 +6,14 @@
  * writer is killed while it deliberately holds a shard lock. The survivors
  * must never read a torn value and never hang: a watchdog (alarm) fails
  * the test if any step blocks. */
+/* cmocka.h needs these four first. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -90,7 +93,8 @@ static _Noreturn void crash_lock_holder(int report_fd, uint32_t shard) {
     pthread_mutex_lock(&kv->shards[shard].lock);
     char c = 'L';
     if (write(report_fd, &c, 1) != 1) _exit(4);
-    for (;;) pause();
+    for (;;)
+        pause();
 }
 
 static void crash_sleep_us(long us) {
@@ -122,8 +126,8 @@ static void test_sigkill_writers(void **state) {
     rs_err err;
     rs_kv *kv = rs_kv_open(&crash_cfg, &crash_opt, &err);
     assert_non_null(kv);
-    crash_shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                            -1, 0);
+    crash_shared *sh =
+        mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(sh != MAP_FAILED);
     memset(sh, 0, sizeof(*sh));
     alarm(60); /* a hang anywhere below kills the test (SIGALRM) */
@@ -171,9 +175,8 @@ static void test_sigkill_writers(void **state) {
     fprintf(stderr,
             "crash: %d writers killed; reader %lu reads, %lu hits, %lu bad; "
             "recoveries %llu, torn entries dropped %llu, live %u\n",
-            CRASH_ROUNDS, atomic_load(&sh->reads), atomic_load(&sh->hits),
-            atomic_load(&sh->bad), (unsigned long long)s.recoveries,
-            (unsigned long long)s.torn, hits);
+            CRASH_ROUNDS, atomic_load(&sh->reads), atomic_load(&sh->hits), atomic_load(&sh->bad),
+            (unsigned long long)s.recoveries, (unsigned long long)s.torn, hits);
     assert_int_equal(atomic_load(&sh->bad), 0);
     assert_true(atomic_load(&sh->reads) > 0);
     assert_true(s.recoveries >= 1);
@@ -189,9 +192,49 @@ static void test_sigkill_writers(void **state) {
     assert_int_equal(rs_kv_destroy(crash_cfg.name, &err), 0);
 }
 
+/* Processes racing to open a segment that does not exist yet: exactly one
+ * creates it, all end up on the same one. */
+static void test_concurrent_open(void **state) {
+    (void)state;
+    kv_test_config(&crash_cfg, "race");
+    crash_cfg.max_value_kb = 8;
+    alarm(30);
+    pid_t kids[6];
+    for (uint32_t i = 0; i < 6; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            rs_kv *kv = crash_attach();
+            rs_kv_key k = kv_test_key(i);
+            uint8_t v[64];
+            kv_value_fill(v, sizeof(v), i, 0);
+            _exit(rs_kv_set(kv, &k, v, sizeof(v), 0) == RS_KV_OK ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 6; i++) {
+        int status = 0;
+        assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    alarm(0);
+    rs_err err;
+    rs_kv *kv = rs_kv_attach(crash_cfg.name, NULL, &err);
+    assert_non_null(kv);
+    uint8_t out[64];
+    for (uint32_t i = 0; i < 6; i++) {
+        rs_kv_key k = kv_test_key(i);
+        size_t len = 0;
+        assert_int_equal(rs_kv_get(kv, &k, out, sizeof(out), &len), RS_KV_OK);
+        assert_int_equal(kv_value_check(out, len, i), 0);
+    }
+    rs_kv_detach(kv);
+    assert_int_equal(rs_kv_destroy(crash_cfg.name, &err), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_writers),
+        cmocka_unit_test(test_concurrent_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,11 +1,14 @@
 /* Unit tests for kvstore persistence: round trip, warm start, expired
  * records, periodic snapshots via rs_kv_tick, and damaged files
  * (truncated, bad checksum, garbage length, bad header, empty, missing). */
+/* cmocka.h needs these four first. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -156,7 +159,9 @@ static void test_close_and_tick_snapshot(void **state) {
     assert_int_equal(st.st_size, SNAP_HEADER + (NKEYS - 11) * REC);
 }
 
-static void snap_truncate(const char *path, off_t size) { assert_int_equal(truncate(path, size), 0); }
+static void snap_truncate(const char *path, off_t size) {
+    assert_int_equal(truncate(path, size), 0);
+}
 
 static void snap_poke(const char *path, off_t off, const void *bytes, size_t n) {
     int fd = open(path, O_WRONLY);
@@ -222,8 +227,10 @@ static void test_corrupted(void **state) {
     assert_int_equal(rep.bad_offset, SNAP_HEADER + 10 * REC);
     /* Garbage all the way from record 40: the 38 valid before it load. */
     uint8_t junk[REC];
-    for (size_t i = 0; i < sizeof(junk); i++) junk[i] = (uint8_t)(i * 151 + 7);
-    for (uint32_t r = 40; r < NKEYS; r++) snap_poke(f->path, SNAP_HEADER + r * REC, junk, REC);
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(i * 151 + 7);
+    for (uint32_t r = 40; r < NKEYS; r++)
+        snap_poke(f->path, SNAP_HEADER + r * REC, junk, REC);
     snap_fresh(f);
     assert_int_equal(rs_kv_snapshot_load(f->kv, f->path, &rep, &err), 0);
     assert_int_equal(rep.loaded, 38);

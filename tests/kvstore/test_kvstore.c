@@ -1,11 +1,14 @@
 /* Unit tests for engine/kvstore: LRU (CLOCK) eviction, TTL, delete/exists,
  * stats, size limits, size-class page stealing, lock-owner death, a
  * multi-threaded stress, keys and the `cache:` config section. */
+/* cmocka.h needs these four first. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -37,7 +40,9 @@ static void kv_close_destroy(rs_kv *kv, const rs_kv_config *cfg) {
     assert_int_equal(rs_kv_destroy(cfg->name, &err), 0);
 }
 
-static rs_kv_key key_str(const char *s) { return rs_kv_key_from_bytes(s, strlen(s)); }
+static rs_kv_key key_str(const char *s) {
+    return rs_kv_key_from_bytes(s, strlen(s));
+}
 
 /* The seed's case. One shard, one 64 KiB page, max value 20 KiB: the top
  * size class holds exactly three 20000-byte values. */
@@ -46,9 +51,11 @@ static void test_seed_lru(void **state) {
     rs_kv_config cfg;
     rs_kv *kv = kv_open_small(&cfg, "lru", 20, 1, 64 * 1024, NULL);
     static uint8_t v[4][20000], out[20000];
-    for (int i = 0; i < 4; i++) memset(v[i], 'a' + i, sizeof(v[i]));
+    for (int i = 0; i < 4; i++)
+        memset(v[i], 'a' + i, sizeof(v[i]));
     rs_kv_key k[4] = {key_str("k1"), key_str("k2"), key_str("k3"), key_str("k4")};
-    for (int i = 0; i < 3; i++) assert_int_equal(rs_kv_set(kv, &k[i], v[i], 20000, 0), RS_KV_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rs_kv_set(kv, &k[i], v[i], 20000, 0), RS_KV_OK);
     size_t len = 0;
     assert_int_equal(rs_kv_get(kv, &k[0], out, sizeof(out), &len), RS_KV_OK);
     assert_int_equal(rs_kv_set(kv, &k[3], v[3], 20000, 0), RS_KV_OK);
@@ -171,7 +178,8 @@ static void test_size_limit(void **state) {
     rs_kv_config cfg;
     rs_kv *kv = kv_open_small(&cfg, "size", 4, 0, 0, NULL);
     static uint8_t v[4097], out[4097];
-    for (size_t i = 0; i < sizeof(v); i++) v[i] = (uint8_t)(i * 13);
+    for (size_t i = 0; i < sizeof(v); i++)
+        v[i] = (uint8_t)(i * 13);
     rs_kv_key at = key_str("at"), over = key_str("over"), empty = key_str("empty");
     size_t len = 0;
     assert_int_equal(rs_kv_set(kv, &at, v, 4096, 0), RS_KV_OK);
@@ -473,6 +481,25 @@ static void test_header_mismatch(void **state) {
     assert_non_null(strstr(err.msg, "too small"));
 }
 
+/* A segment whose creator died before writing the magic is refused after a
+ * bounded wait, with the fix. */
+static void test_uninitialised_segment(void **state) {
+    (void)state;
+    rs_kv_config cfg;
+    kv_test_config(&cfg, "uninit");
+    char shm[80];
+    snprintf(shm, sizeof(shm), "/%s", cfg.name);
+    int fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 1 << 20), 0);
+    close(fd);
+    rs_err err;
+    assert_null(rs_kv_open(&cfg, NULL, &err));
+    assert_non_null(strstr(err.msg, "never initialised"));
+    assert_non_null(strstr(err.msg, "ringserve cache destroy"));
+    assert_int_equal(rs_kv_destroy(cfg.name, &err), 0);
+}
+
 /* ---- keys -------------------------------------------------------------------- */
 
 static void test_keys(void **state) {
@@ -480,10 +507,18 @@ static void test_keys(void **state) {
     float a_data[4] = {1, 2, 3, 4};
     int64_t b_data[2] = {7, 8};
     rs_tensor_list l = {.count = 2};
-    l.t[0] = (rs_tensor_view){.name = {"a", 1}, .dtype = RS_DT_FP32, .rank = 2, .dims = {2, 2},
-                              .data = (const uint8_t *)a_data, .byte_len = sizeof(a_data)};
-    l.t[1] = (rs_tensor_view){.name = {"b", 1}, .dtype = RS_DT_INT64, .rank = 1, .dims = {2},
-                              .data = (const uint8_t *)b_data, .byte_len = sizeof(b_data)};
+    l.t[0] = (rs_tensor_view){.name = {"a", 1},
+                              .dtype = RS_DT_FP32,
+                              .rank = 2,
+                              .dims = {2, 2},
+                              .data = (const uint8_t *)a_data,
+                              .byte_len = sizeof(a_data)};
+    l.t[1] = (rs_tensor_view){.name = {"b", 1},
+                              .dtype = RS_DT_INT64,
+                              .rank = 1,
+                              .dims = {2},
+                              .data = (const uint8_t *)b_data,
+                              .byte_len = sizeof(b_data)};
     rs_kv_key k = rs_kv_key_for_request("mlp", "1", &l);
     rs_kv_key again = rs_kv_key_for_request_n((rs_str){"mlpX", 3}, (rs_str){"1", 1}, &l);
     assert_true(k.lo == again.lo && k.hi == again.hi);
@@ -511,9 +546,11 @@ static void test_keys(void **state) {
     m = l;
     m.t[0].data = (const uint8_t *)a2;
     diff[5] = rs_kv_key_for_request("mlp", "1", &m);
-    for (int i = 0; i < 6; i++) assert_false(k.lo == diff[i].lo && k.hi == diff[i].hi);
+    for (int i = 0; i < 6; i++)
+        assert_false(k.lo == diff[i].lo && k.hi == diff[i].hi);
     /* Length prefixes: "ab"+"c" differs from "a"+"bc". */
-    rs_kv_key x = rs_kv_key_for_request("ab", "c", NULL), y = rs_kv_key_for_request("a", "bc", NULL);
+    rs_kv_key x = rs_kv_key_for_request("ab", "c", NULL),
+              y = rs_kv_key_for_request("a", "bc", NULL);
     assert_false(x.lo == y.lo && x.hi == y.hi);
 
     char hex[33];
@@ -528,7 +565,8 @@ static void test_keys(void **state) {
     rs_kv_key abc = rs_kv_key_from_bytes("abc", 3);
     rs_kv_key_hex(&abc, hex);
     char want[33];
-    for (int i = 0; i < 16; i++) snprintf(want + 2 * i, 3, "%02x", c.digest[i]);
+    for (int i = 0; i < 16; i++)
+        snprintf(want + 2 * i, 3, "%02x", c.digest[i]);
     assert_string_equal(hex, want);
     assert_int_equal(rs_kv_key_parse("0123", &back), -1);
     assert_int_equal(rs_kv_key_parse("0123456789abcdef0123456789abcdeg", &back), -1);
@@ -600,6 +638,7 @@ int main(void) {
         cmocka_unit_test(test_checksum_on_get),
         cmocka_unit_test(test_threads_stress),
         cmocka_unit_test(test_header_mismatch),
+        cmocka_unit_test(test_uninitialised_segment),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_config),
     };
