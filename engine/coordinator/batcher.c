@@ -241,7 +241,7 @@ static void follower_append(rs_batcher *b, uint32_t leader, uint32_t f) {
 
 /* ---- submit --------------------------------------------------------------- */
 
-rs_batch_status rs_batcher_submit(rs_batcher *b, uint64_t now_us, const rs_batch_request *req) {
+rs_batch_status rs_batcher_submit(rs_batcher *b, uint64_t now_us, const rs_batcher_request *req) {
     uint32_t level = req->priority ? req->priority : b->cfg.default_priority;
     if (level > b->cfg.priority_levels) return RS_BATCH_BAD_PRIORITY;
     uint64_t deadline = req->deadline_us;

@@ -71,13 +71,13 @@ typedef struct rs_batch_key {
     uint64_t lo, hi;
 } rs_batch_key;
 
-typedef struct rs_batch_request {
+typedef struct rs_batcher_request {
     uint64_t token;        /* the caller's handle, reported back verbatim */
     uint32_t priority;     /* 0 = default, 1 = highest */
     uint64_t deadline_us;  /* absolute; 0 = default_timeout_us from now (or none) */
     bool has_key;          /* false: never coalesced */
     rs_batch_key key;
-} rs_batch_request;
+} rs_batcher_request;
 
 typedef enum rs_batch_status {
     RS_BATCH_QUEUED = 0,       /* waits for a batch */
@@ -89,7 +89,7 @@ typedef enum rs_batch_status {
 
 const char *rs_batch_status_name(rs_batch_status st);
 
-rs_batch_status rs_batcher_submit(rs_batcher *b, uint64_t now_us, const rs_batch_request *req);
+rs_batch_status rs_batcher_submit(rs_batcher *b, uint64_t now_us, const rs_batcher_request *req);
 
 /* One dispatched request of a batch. ticket identifies it for completion. */
 typedef struct rs_batch_item {

@@ -28,7 +28,7 @@ static rs_batcher *make(rs_batcher_config *cfg) {
 }
 
 static rs_batch_status submit(rs_batcher *b, uint64_t now, uint64_t token) {
-    rs_batch_request r = {.token = token};
+    rs_batcher_request r = {.token = token};
     return rs_batcher_submit(b, now, &r);
 }
 
@@ -183,12 +183,12 @@ static void test_deadlines(void **state) {
     rs_batcher *b = make(&cfg);
     rs_batch_item items[4];
     tokens exp = {0};
-    rs_batch_request r = {.token = 1, .deadline_us = 200};
+    rs_batcher_request r = {.token = 1, .deadline_us = 200};
     assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_QUEUED);
     assert_int_equal(submit(b, 0, 2), RS_BATCH_QUEUED); /* default: 300 */
-    r = (rs_batch_request){.token = 3, .deadline_us = 5000};
+    r = (rs_batcher_request){.token = 3, .deadline_us = 5000};
     assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_QUEUED);
-    r = (rs_batch_request){.token = 4, .deadline_us = 10};
+    r = (rs_batcher_request){.token = 4, .deadline_us = 10};
     assert_int_equal(rs_batcher_submit(b, 10, &r), RS_BATCH_EXPIRED);
     assert_int_equal(rs_batcher_next_event_us(b, 0), 200);
     assert_int_equal(rs_batcher_poll(b, 200, collect, &exp, items), 0);
@@ -220,10 +220,10 @@ static void test_priorities(void **state) {
     tokens exp = {0};
     uint32_t prio[] = {3, 0, 3, 1, 0, 1};
     for (uint64_t i = 0; i < 6; i++) {
-        rs_batch_request r = {.token = i + 1, .priority = prio[i]};
+        rs_batcher_request r = {.token = i + 1, .priority = prio[i]};
         assert_int_equal(rs_batcher_submit(b, i, &r), RS_BATCH_QUEUED);
     }
-    rs_batch_request bad = {.token = 99, .priority = 4};
+    rs_batcher_request bad = {.token = 99, .priority = 4};
     assert_int_equal(rs_batcher_submit(b, 6, &bad), RS_BATCH_BAD_PRIORITY);
     assert_int_equal(rs_batcher_poll(b, 6, collect, &exp, items), 3);
     /* level 1 (tokens 4, 6) first, then the default level 2 (token 2). */
@@ -248,11 +248,11 @@ static void test_coalescing(void **state) {
     rs_batcher *b = make(&cfg);
     rs_batch_item items[4];
     tokens exp = {0};
-    rs_batch_request r = {.token = 1, .has_key = true, .key = {7, 8}};
+    rs_batcher_request r = {.token = 1, .has_key = true, .key = {7, 8}};
     assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_QUEUED);
     r.token = 2;
     assert_int_equal(rs_batcher_submit(b, 10, &r), RS_BATCH_COALESCED);
-    rs_batch_request other = {.token = 3, .has_key = true, .key = {7, 9}};
+    rs_batcher_request other = {.token = 3, .has_key = true, .key = {7, 9}};
     assert_int_equal(rs_batcher_submit(b, 10, &other), RS_BATCH_QUEUED);
     assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items), 2); /* one computation for 1+2 */
     assert_int_equal(items[0].token, 1);
@@ -284,11 +284,11 @@ static void test_coalesced_deadlines(void **state) {
     rs_batcher *b = make(&cfg);
     rs_batch_item items[4];
     tokens exp = {0};
-    rs_batch_request r = {.token = 1, .has_key = true, .key = {1, 1}, .deadline_us = 100};
+    rs_batcher_request r = {.token = 1, .has_key = true, .key = {1, 1}, .deadline_us = 100};
     rs_batcher_submit(b, 0, &r);
-    r = (rs_batch_request){.token = 2, .has_key = true, .key = {1, 1}, .deadline_us = 50};
+    r = (rs_batcher_request){.token = 2, .has_key = true, .key = {1, 1}, .deadline_us = 50};
     assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_COALESCED);
-    r = (rs_batch_request){.token = 3, .has_key = true, .key = {1, 1}, .deadline_us = 5000};
+    r = (rs_batcher_request){.token = 3, .has_key = true, .key = {1, 1}, .deadline_us = 5000};
     assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_COALESCED);
     /* The follower with the nearest deadline expires alone. */
     assert_int_equal(rs_batcher_poll(b, 50, collect, &exp, items), 0);
@@ -298,7 +298,7 @@ static void test_coalesced_deadlines(void **state) {
     assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items), 0);
     assert_int_equal(exp.n, 2);
     assert_int_equal(exp.t[1], 1);
-    r = (rs_batch_request){.token = 4, .has_key = true, .key = {1, 1}};
+    r = (rs_batcher_request){.token = 4, .has_key = true, .key = {1, 1}};
     assert_int_equal(rs_batcher_submit(b, 200, &r), RS_BATCH_COALESCED);
     assert_int_equal(rs_batcher_poll(b, 1000, collect, &exp, items), 1);
     assert_int_equal(items[0].token, 3);
