@@ -179,7 +179,11 @@ int64_t rs_frame_peek(const uint8_t *buf, size_t len, uint32_t max_payload_bytes
     return rs_frame_check_header(buf, len, max_payload_bytes, hdr, NULL, 0);
 }
 
-/* ---- payload reader ---- */
+/* ---- payload reader ----
+ *
+ * Errors name where they happened ("batch item 3: input tensor 1 'x': ...")
+ * from a small context kept in the reader; the sentence is only formatted
+ * when something is wrong, so a valid frame costs no string work. */
 
 typedef struct rd {
     const uint8_t *base; /* payload start (8-aligned relative to the frame) */
@@ -187,6 +191,10 @@ typedef struct rd {
     const uint8_t *end;
     char *why;
     size_t why_bytes;
+    int32_t item;     /* batch item index, -1: none */
+    const char *list; /* "input" / "output" inside a tensor list, else NULL */
+    int32_t tensor;   /* tensor index in the list, -1: none */
+    rs_str tname;     /* the tensor's name once read */
 } rd;
 
 #define OFF(r) ((size_t)((r)->p - (r)->base))
@@ -196,14 +204,39 @@ typedef struct rd {
         if (rc_ < 0) return rc_;   \
     } while (0)
 
+static int fail(rd *r, rs_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(rd *r, rs_status code, const char *fmt, ...) {
+    if (!r->why || !r->why_bytes) return -(int)code;
+    size_t off = 0;
+    char *w = r->why;
+    size_t n = r->why_bytes;
+#define ADD(...)                                                     \
+    do {                                                             \
+        if (off < n) off += (size_t)snprintf(w + off, n - off, __VA_ARGS__); \
+    } while (0)
+    if (r->item >= 0) ADD("batch item %d: ", r->item);
+    if (r->list && r->tensor >= 0) {
+        ADD("%s tensor %d", r->list, r->tensor);
+        if (r->tname.len) ADD(" '%.*s'", (int)r->tname.len, r->tname.ptr);
+        ADD(": ");
+    }
+#undef ADD
+    if (off < n) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w + off, n - off, fmt, ap);
+        va_end(ap);
+    }
+    return -(int)code;
+}
+
 static int rd_need(rd *r, size_t n, const char *what) {
     size_t left = (size_t)(r->end - r->p);
-    if (left < n) {
-        why_set(r->why, r->why_bytes,
-                "payload truncated: %s needs %zu bytes at payload offset %zu but only %zu remain",
-                what, n, OFF(r), left);
-        return -RS_E_TRUNCATED;
-    }
+    if (left < n)
+        return fail(r, RS_E_TRUNCATED,
+                    "payload truncated: %s needs %zu bytes at payload offset %zu but only %zu "
+                    "remain",
+                    what, n, OFF(r), left);
     return 0;
 }
 
@@ -231,132 +264,126 @@ static int rd_u64(rd *r, uint64_t *v, const char *what) {
     return 0;
 }
 
-/* A string field: u16 length + bytes, min_len..max_len. */
+/* A string field: u16 length + bytes, min_len..max_len. Errors call it
+ * "<what> <idx> <what2>" ("model 3 name"; idx < 0: just what). */
+static int rd_str_i(rd *r, rs_str *s, const char *what, int idx, const char *what2,
+                    uint32_t min_len, uint32_t max_len) {
+    size_t left = (size_t)(r->end - r->p);
+    uint16_t n = left >= 2 ? ld16(r->p) : 0;
+    if (left >= 2 && n >= min_len && n <= max_len && left - 2 >= n) {
+        s->ptr = (const char *)r->p + 2;
+        s->len = n;
+        r->p += 2 + n;
+        return 0;
+    }
+    char w[96];
+    if (idx >= 0) snprintf(w, sizeof(w), "%s %d %s", what, idx, what2);
+    else snprintf(w, sizeof(w), "%s", what);
+    if (left < 2) return rd_need(r, 2, w);
+    if (n < min_len) return fail(r, RS_E_MALFORMED, "%s is empty (at payload offset %zu)", w, OFF(r));
+    if (n > max_len)
+        return fail(r, RS_E_MALFORMED,
+                    "%s is %u bytes long, over the limit of %u (at payload offset %zu)", w, n,
+                    max_len, OFF(r));
+    r->p += 2;
+    return rd_need(r, n, w);
+}
+
 static int rd_str(rd *r, rs_str *s, const char *what, uint32_t min_len, uint32_t max_len) {
-    uint16_t n;
-    TRY(rd_u16(r, &n, what));
-    if (n < min_len) {
-        why_set(r->why, r->why_bytes, "%s is empty (at payload offset %zu)", what, OFF(r) - 2);
-        return -RS_E_MALFORMED;
-    }
-    if (n > max_len) {
-        why_set(r->why, r->why_bytes,
-                "%s is %u bytes long, over the limit of %u (at payload offset %zu)", what, n,
-                max_len, OFF(r) - 2);
-        return -RS_E_MALFORMED;
-    }
-    TRY(rd_need(r, n, what));
-    s->ptr = (const char *)r->p;
-    s->len = n;
-    r->p += n;
-    return 0;
+    return rd_str_i(r, s, what, -1, NULL, min_len, max_len);
 }
 
 static int rd_end(rd *r, const char *msg) {
-    if (r->p != r->end) {
-        why_set(r->why, r->why_bytes, "%zu trailing bytes after the %s payload (at offset %zu)",
-                (size_t)(r->end - r->p), msg, OFF(r));
-        return -RS_E_MALFORMED;
-    }
+    if (r->p != r->end)
+        return fail(r, RS_E_MALFORMED, "%zu trailing bytes after the %s payload (at offset %zu)",
+                    (size_t)(r->end - r->p), msg, OFF(r));
     return 0;
 }
 
-static int rd_tensor(rd *r, rs_tensor_view *t, const char *list, uint32_t idx) {
-    char what[96];
-    snprintf(what, sizeof(what), "%s tensor %u name", list, idx);
-    TRY(rd_str(r, &t->name, what, 1, RS_MAX_NAME_BYTES));
-    int nl = (int)t->name.len;
-    const char *np = t->name.ptr;
-    snprintf(what, sizeof(what), "%s tensor '%.*s' header", list, nl, np);
+static int rd_tensor(rd *r, rs_tensor_view *t) {
+    r->tname = (rs_str){"", 0};
+    TRY(rd_str(r, &t->name, "name", 1, RS_MAX_NAME_BYTES));
+    r->tname = t->name;
     uint8_t dt, rank;
-    TRY(rd_u8(r, &dt, what));
-    if (!rs_dtype_valid(dt)) {
-        why_set(r->why, r->why_bytes, "%s tensor '%.*s': unknown dtype %u (valid: 1..%d)", list,
-                nl, np, dt, RS_DT_COUNT_ - 1);
-        return -RS_E_BAD_DTYPE;
-    }
+    TRY(rd_u8(r, &dt, "dtype"));
+    if (!rs_dtype_valid(dt))
+        return fail(r, RS_E_BAD_DTYPE, "unknown dtype %u (valid: 1..%d)", dt, RS_DT_COUNT_ - 1);
     t->dtype = (rs_dtype)dt;
-    TRY(rd_u8(r, &rank, what));
-    if (rank > RS_MAX_RANK) {
-        why_set(r->why, r->why_bytes, "%s tensor '%.*s': rank %u is over the limit of %d", list,
-                nl, np, rank, RS_MAX_RANK);
-        return -RS_E_MALFORMED;
-    }
+    TRY(rd_u8(r, &rank, "rank"));
+    if (rank > RS_MAX_RANK)
+        return fail(r, RS_E_MALFORMED, "rank %u is over the limit of %d", rank, RS_MAX_RANK);
     t->rank = rank;
-    snprintf(what, sizeof(what), "%s tensor '%.*s' dims", list, nl, np);
     for (uint32_t i = 0; i < rank; i++) {
         uint64_t d;
-        TRY(rd_u64(r, &d, what));
-        if ((int64_t)d < 0) {
-            why_set(r->why, r->why_bytes, "%s tensor '%.*s': dim %u is %lld; dims must be >= 0",
-                    list, nl, np, i, (long long)(int64_t)d);
-            return -RS_E_MALFORMED;
-        }
+        TRY(rd_u64(r, &d, "dims"));
+        if ((int64_t)d < 0)
+            return fail(r, RS_E_MALFORMED, "dim %u is %lld; dims must be >= 0", i,
+                        (long long)(int64_t)d);
         t->dims[i] = (int64_t)d;
     }
     for (uint32_t i = rank; i < RS_MAX_RANK; i++) t->dims[i] = 0;
-    snprintf(what, sizeof(what), "%s tensor '%.*s' byte length", list, nl, np);
-    TRY(rd_u64(r, &t->byte_len, what));
+    TRY(rd_u64(r, &t->byte_len, "byte length"));
     size_t pad = (8 - OFF(r) % 8) % 8;
-    snprintf(what, sizeof(what), "%s tensor '%.*s' alignment padding", list, nl, np);
-    TRY(rd_need(r, pad, what));
-    for (size_t i = 0; i < pad; i++) {
-        if (r->p[i] != 0) {
-            why_set(r->why, r->why_bytes,
-                    "%s tensor '%.*s': padding byte at payload offset %zu is 0x%02x, not 0", list,
-                    nl, np, OFF(r) + i, r->p[i]);
-            return -RS_E_MALFORMED;
-        }
-    }
+    TRY(rd_need(r, pad, "alignment padding"));
+    for (size_t i = 0; i < pad; i++)
+        if (r->p[i] != 0)
+            return fail(r, RS_E_MALFORMED, "padding byte at payload offset %zu is 0x%02x, not 0",
+                        OFF(r) + i, r->p[i]);
     r->p += pad;
-    if ((uint64_t)(r->end - r->p) < t->byte_len) {
-        why_set(r->why, r->why_bytes,
-                "payload truncated: %s tensor '%.*s' data needs %llu bytes at payload offset %zu "
-                "but only %zu remain",
-                list, nl, np, (unsigned long long)t->byte_len, OFF(r), (size_t)(r->end - r->p));
-        return -RS_E_TRUNCATED;
-    }
+    if ((uint64_t)(r->end - r->p) < t->byte_len)
+        return fail(r, RS_E_TRUNCATED,
+                    "payload truncated: data needs %llu bytes at payload offset %zu but only %zu "
+                    "remain",
+                    (unsigned long long)t->byte_len, OFF(r), (size_t)(r->end - r->p));
     t->data = r->p;
     r->p += t->byte_len;
-    char tw[256];
-    if (rs_tensor_check(t, tw, sizeof(tw)) < 0) {
-        why_set(r->why, r->why_bytes, "%s %s", list, tw);
-        return -RS_E_SHAPE_MISMATCH;
+    if (rs_tensor_check(t, NULL, 0) < 0) {
+        /* rs_tensor_check's sentence names the tensor: keep only the item prefix */
+        char tw[256];
+        rs_tensor_check(t, tw, sizeof(tw));
+        const char *list = r->list;
+        r->list = NULL;
+        return fail(r, RS_E_SHAPE_MISMATCH, "%s %s", list, tw);
     }
     return 0;
 }
 
 static int rd_tensor_list(rd *r, rs_tensor_list *l, const char *list) {
-    char what[64];
-    snprintf(what, sizeof(what), "%s tensor count", list);
     uint32_t n;
-    TRY(rd_u32(r, &n, what));
+    if (r->end - r->p < 4) {
+        char what[32];
+        snprintf(what, sizeof(what), "%s tensor count", list);
+        return rd_need(r, 4, what);
+    }
+    TRY(rd_u32(r, &n, "tensor count"));
+    r->list = list;
+    r->tensor = -1;
     if (n > RS_MAX_TENSORS) {
-        why_set(r->why, r->why_bytes, "%s tensor count %u is over the limit of %d", list, n,
-                RS_MAX_TENSORS);
-        return -RS_E_MALFORMED;
+        r->list = NULL;
+        return fail(r, RS_E_MALFORMED, "%s tensor count %u is over the limit of %d", list, n,
+                    RS_MAX_TENSORS);
     }
     l->count = n;
     for (uint32_t i = 0; i < n; i++) {
-        TRY(rd_tensor(r, &l->t[i], list, i));
+        r->tensor = (int32_t)i;
+        TRY(rd_tensor(r, &l->t[i]));
         for (uint32_t j = 0; j < i; j++) {
             if (l->t[j].name.len == l->t[i].name.len &&
                 memcmp(l->t[j].name.ptr, l->t[i].name.ptr, l->t[i].name.len) == 0) {
-                why_set(r->why, r->why_bytes, "%s tensor name '%.*s' appears twice", list,
-                        (int)l->t[i].name.len, l->t[i].name.ptr);
-                return -RS_E_MALFORMED;
+                r->list = NULL;
+                return fail(r, RS_E_MALFORMED, "%s tensor name '%.*s' appears twice", list,
+                            (int)l->t[i].name.len, l->t[i].name.ptr);
             }
         }
     }
+    r->list = NULL;
+    r->tensor = -1;
     return 0;
 }
 
 static void rd_init(rd *r, const uint8_t *payload, size_t len, char *why, size_t why_bytes) {
-    r->base = payload;
-    r->p = payload;
-    r->end = payload + len;
-    r->why = why;
-    r->why_bytes = why_bytes;
+    *r = (rd){.base = payload, .p = payload, .end = payload + len, .why = why,
+              .why_bytes = why_bytes, .item = -1, .tensor = -1};
 }
 
 /* ---- message decoders ---- */
@@ -374,17 +401,13 @@ static int rd_infer_request(rd *r, rs_infer_request *out) {
     out->priority = (int32_t)prio;
     uint16_t n_out;
     TRY(rd_u16(r, &n_out, "requested output count"));
-    if (n_out > RS_MAX_TENSORS) {
-        why_set(r->why, r->why_bytes, "requested output count %u is over the limit of %d", n_out,
-                RS_MAX_TENSORS);
-        return -RS_E_MALFORMED;
-    }
+    if (n_out > RS_MAX_TENSORS)
+        return fail(r, RS_E_MALFORMED, "requested output count %u is over the limit of %d", n_out,
+                    RS_MAX_TENSORS);
     out->n_outputs = n_out;
-    for (uint32_t i = 0; i < n_out; i++) {
-        char what[48];
-        snprintf(what, sizeof(what), "requested output %u name", i);
-        TRY(rd_str(r, &out->outputs[i], what, 1, RS_MAX_NAME_BYTES));
-    }
+    for (uint32_t i = 0; i < n_out; i++)
+        TRY(rd_str_i(r, &out->outputs[i], "requested output", (int)i, "name", 1,
+                     RS_MAX_NAME_BYTES));
     TRY(rd_tensor_list(r, &out->inputs, "input"));
     return rd_end(r, "INFER_REQUEST");
 }
@@ -412,21 +435,17 @@ int rs_decode_error(const uint8_t *payload, size_t len, rs_error_msg *out, char 
     rd r;
     rd_init(&r, payload, len, why, why_bytes);
     TRY(rd_u32(&r, &out->code, "error code"));
-    if (out->code == RS_OK || !rs_status_valid(out->code)) {
-        why_set(why, why_bytes, "ERROR frame carries code %u, which is not an error code",
-                out->code);
-        return -RS_E_MALFORMED;
-    }
+    if (out->code == RS_OK || !rs_status_valid(out->code))
+        return fail(&r, RS_E_MALFORMED, "ERROR frame carries code %u, which is not an error code",
+                    out->code);
     TRY(rd_str(&r, &out->message, "error message", 0, RS_MAX_ERROR_MSG_BYTES));
     return rd_end(&r, "ERROR");
 }
 
 static int rd_item_count(rd *r, uint32_t *n, const char *what) {
     TRY(rd_u32(r, n, what));
-    if (*n == 0 || *n > RS_MAX_BATCH_ITEMS) {
-        why_set(r->why, r->why_bytes, "%s %u is outside 1..%d", what, *n, RS_MAX_BATCH_ITEMS);
-        return -RS_E_MALFORMED;
-    }
+    if (*n == 0 || *n > RS_MAX_BATCH_ITEMS)
+        return fail(r, RS_E_MALFORMED, "%s %u is outside 1..%d", what, *n, RS_MAX_BATCH_ITEMS);
     return 0;
 }
 
@@ -445,34 +464,24 @@ int rs_decode_batch_request(const uint8_t *payload, size_t len, rs_batch_request
     rs_tensor_list scratch;
     for (uint32_t i = 0; i < out->item_count; i++) {
         uint64_t id;
-        char what[48];
-        snprintf(what, sizeof(what), "batch item %u id", i);
-        TRY(rd_u64(&r, &id, what));
-        snprintf(what, sizeof(what), "item %u input", i);
-        TRY(rd_tensor_list(&r, &scratch, what));
+        r.item = (int32_t)i;
+        TRY(rd_u64(&r, &id, "item id"));
+        TRY(rd_tensor_list(&r, &scratch, "input"));
     }
+    r.item = -1;
     out->items_len = (size_t)(r.p - out->items);
     return rd_end(&r, "BATCH_REQUEST");
 }
 
-static int rd_response_item(rd *r, rs_batch_item_result *out, uint32_t idx) {
-    char what[48];
-    snprintf(what, sizeof(what), "batch item %u header", idx);
-    TRY(rd_u64(r, &out->item_id, what));
-    TRY(rd_u32(r, &out->status, what));
+static int rd_response_item(rd *r, rs_batch_item_result *out) {
+    TRY(rd_u64(r, &out->item_id, "item id"));
+    TRY(rd_u32(r, &out->status, "item status"));
     out->message = (rs_str){"", 0};
     out->outputs.count = 0;
-    if (out->status == RS_OK) {
-        snprintf(what, sizeof(what), "item %u output", idx);
-        return rd_tensor_list(r, &out->outputs, what);
-    }
-    if (!rs_status_valid(out->status)) {
-        why_set(r->why, r->why_bytes, "batch item %u has unknown status code %u", idx,
-                out->status);
-        return -RS_E_MALFORMED;
-    }
-    snprintf(what, sizeof(what), "batch item %u error message", idx);
-    return rd_str(r, &out->message, what, 0, RS_MAX_ERROR_MSG_BYTES);
+    if (out->status == RS_OK) return rd_tensor_list(r, &out->outputs, "output");
+    if (!rs_status_valid(out->status))
+        return fail(r, RS_E_MALFORMED, "unknown status code %u", out->status);
+    return rd_str(r, &out->message, "error message", 0, RS_MAX_ERROR_MSG_BYTES);
 }
 
 int rs_decode_batch_response(const uint8_t *payload, size_t len, rs_batch_response *out,
@@ -483,7 +492,11 @@ int rs_decode_batch_response(const uint8_t *payload, size_t len, rs_batch_respon
     out->base = payload;
     out->items = r.p;
     rs_batch_item_result scratch;
-    for (uint32_t i = 0; i < out->item_count; i++) TRY(rd_response_item(&r, &scratch, i));
+    for (uint32_t i = 0; i < out->item_count; i++) {
+        r.item = (int32_t)i;
+        TRY(rd_response_item(&r, &scratch));
+    }
+    r.item = -1;
     out->items_len = (size_t)(r.p - out->items);
     return rd_end(&r, "BATCH_RESPONSE");
 }
@@ -504,20 +517,15 @@ int rs_decode_register(const uint8_t *payload, size_t len, rs_register_msg *out,
     out->gpu = (int32_t)v;
     uint16_t n;
     TRY(rd_u16(&r, &n, "model count"));
-    if (n > RS_MAX_WORKER_MODELS) {
-        why_set(why, why_bytes, "model count %u is over the limit of %d", n,
-                RS_MAX_WORKER_MODELS);
-        return -RS_E_MALFORMED;
-    }
+    if (n > RS_MAX_WORKER_MODELS)
+        return fail(&r, RS_E_MALFORMED, "model count %u is over the limit of %d", n,
+                    RS_MAX_WORKER_MODELS);
     out->n_models = n;
     for (uint32_t i = 0; i < n; i++) {
-        char what[48];
-        snprintf(what, sizeof(what), "model %u name", i);
-        TRY(rd_str(&r, &out->models[i].name, what, 1, RS_MAX_NAME_BYTES));
-        snprintf(what, sizeof(what), "model %u version", i);
-        TRY(rd_str(&r, &out->models[i].version, what, 0, RS_MAX_NAME_BYTES));
-        snprintf(what, sizeof(what), "model %u shard", i);
-        TRY(rd_u32(&r, &out->models[i].shard, what));
+        TRY(rd_str_i(&r, &out->models[i].name, "model", (int)i, "name", 1, RS_MAX_NAME_BYTES));
+        TRY(rd_str_i(&r, &out->models[i].version, "model", (int)i, "version", 0,
+                     RS_MAX_NAME_BYTES));
+        TRY(rd_u32(&r, &out->models[i].shard, "model shard"));
     }
     return rd_end(&r, "REGISTER");
 }
@@ -549,7 +557,10 @@ void rs_batch_request_iter(const rs_batch_request *b, rs_batch_iter *it) {
 
 int rs_batch_request_next(rs_batch_iter *it, uint64_t *item_id, rs_tensor_list *inputs) {
     if (it->remaining == 0) return 0;
-    rd r = {.base = it->base, .p = it->p, .end = it->end};
+    rd r;
+    rd_init(&r, it->base, 0, NULL, 0);
+    r.p = it->p;
+    r.end = it->end;
     /* The region was validated by rs_decode_batch_request. */
     RS_ASSERT(rd_u64(&r, item_id, "item id") == 0);
     RS_ASSERT(rd_tensor_list(&r, inputs, "input") == 0);
@@ -567,8 +578,11 @@ void rs_batch_response_iter(const rs_batch_response *b, rs_batch_iter *it) {
 
 int rs_batch_response_next(rs_batch_iter *it, rs_batch_item_result *out) {
     if (it->remaining == 0) return 0;
-    rd r = {.base = it->base, .p = it->p, .end = it->end};
-    RS_ASSERT(rd_response_item(&r, out, 0) == 0);
+    rd r;
+    rd_init(&r, it->base, 0, NULL, 0);
+    r.p = it->p;
+    r.end = it->end;
+    RS_ASSERT(rd_response_item(&r, out) == 0);
     it->p = r.p;
     it->remaining--;
     return 1;

@@ -79,10 +79,10 @@ int rs_tensor_check(const rs_tensor_view *t, char *why, size_t why_bytes) {
         WHY("tensor '%.*s': rank %u is over the limit of %d", nl, np, t->rank, RS_MAX_RANK);
         return -1;
     }
-    char shape[160];
-    shape_str(t, shape, sizeof(shape));
+    char shape[160] = "";
     int64_t n = rs_tensor_elements(t);
     if (n < 0) {
+        if (why) shape_str(t, shape, sizeof(shape));
         WHY("tensor '%.*s': shape %s has a negative dim or its element count overflows", nl,
             np, shape);
         return -1;
@@ -91,6 +91,7 @@ int rs_tensor_check(const rs_tensor_view *t, char *why, size_t why_bytes) {
     if (esize) {
         uint64_t want;
         if (__builtin_mul_overflow((uint64_t)n, (uint64_t)esize, &want) || want != t->byte_len) {
+            if (why) shape_str(t, shape, sizeof(shape));
             WHY("tensor '%.*s': shape %s has %lld %s elements = %llu bytes but its byte length "
                 "is %llu",
                 nl, np, shape, (long long)n, rs_dtype_name(t->dtype),
@@ -121,6 +122,7 @@ int rs_tensor_check(const rs_tensor_view *t, char *why, size_t why_bytes) {
         off += el;
     }
     if (off != t->byte_len) {
+        if (why) shape_str(t, shape, sizeof(shape));
         WHY("tensor '%.*s': shape %s has %lld BYTES elements taking %llu bytes but its byte "
             "length is %llu",
             nl, np, shape, (long long)n, (unsigned long long)off,
