@@ -319,6 +319,8 @@ static void rs_plan_pool(rs_plan_ctx *c, const bool io_core[]) {
             rs_cpuset_andnot(&c->pool, &t->cores[i].cpus); /* siblings stay idle */
     }
     rs_cpuset_andnot(&c->pool, &c->plan->io);
+    if (c->cfg->io_cores.set) /* a listed io CPU never works, even when idle */
+        rs_cpuset_andnot(&c->pool, &c->cfg->io_cores.cpus);
 }
 
 typedef struct rs_plan_instance {

@@ -236,6 +236,12 @@ static void test_smt_share(void **state) {
              "topology:\n  smt: share\n  io_cores: \"0-3\"\n  worker_cores: \"16-19\"\n"
              "  placement:\n    bert: {}\n");
     cpus_are(&find(&f->plan, RS_PLAN_WORKER, "bert", 0)->cpus, "16-19");
+    /* Listing both siblings for io keeps the second one out of the worker pool. */
+    build_ok(f, NULL,
+             "topology:\n  smt: share\n  io_cores: \"0,16\"\n  placement:\n    bert: {}\n");
+    cpus_are(&f->plan.io, "0");
+    assert_false(rs_cpuset_has(&f->plan.worker, 16));
+    assert_true(rs_cpuset_has(&f->plan.worker, 17));
 }
 
 /* ---- io loops ---- */
