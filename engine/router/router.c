@@ -146,11 +146,10 @@ static int find_slot_by_id(const rs_router *r, const char *id, size_t len) {
     return -1;
 }
 
-static int find_static_by_addr(const rs_router *r, const char *host, size_t len, uint16_t port) {
+static int find_by_addr(const rs_router *r, const char *host, size_t len, uint16_t port) {
     for (uint32_t s = 0; s < r->max_workers; s++) {
         const rs_worker *w = &r->workers[s];
-        if (w->used && w->is_static && w->port == port && strlen(w->host) == len &&
-            memcmp(w->host, host, len) == 0)
+        if (w->used && w->port == port && strlen(w->host) == len && memcmp(w->host, host, len) == 0)
             return (int)s;
     }
     return -1;
@@ -361,9 +360,12 @@ int rs_router_register(rs_router *r, const rs_register_msg *m, rs_err *err) {
     }
 
     uint64_t now = rs_router_now_ns(r);
+    /* The same id, or the same address (a restarted worker with a new id),
+     * is the same worker: a static entry is enriched, a registered one
+     * replaced (its old tickets become void). */
     int slot = find_slot_by_id(r, id.ptr, id.len);
+    if (slot < 0) slot = find_by_addr(r, m->host.ptr, m->host.len, m->port);
     bool replaced = slot >= 0 && !r->workers[slot].is_static;
-    if (slot < 0) slot = find_static_by_addr(r, m->host.ptr, m->host.len, m->port);
     bool merge_static = slot >= 0 && r->workers[slot].is_static;
     if (slot < 0) slot = free_slot(r);
     if (slot < 0)

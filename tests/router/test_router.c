@@ -140,6 +140,64 @@ static void test_reregister_voids_old_tickets(void **state) {
     assert_int_equal(w->failures, 0);
     rs_router_release(fx->r, &t, RS_OUTCOME_OK);
     assert_int_equal(w->lb.in_flight, 0);
+    /* a new id at the same address is the restarted worker: it replaces */
+    const char *models[] = {"digits"};
+    fake_worker f;
+    fake_worker_init(&f, 0, models, 1, 0);
+    f.msg.worker_id = rs_str_c("w0-restarted");
+    rs_err err = {0};
+    assert_true(rs_router_register(fx->r, &f.msg, &err) >= 0);
+    assert_int_equal(rs_router_worker_count(fx->r), 1);
+    rs_worker_ref ref;
+    assert_int_equal(rs_router_find(fx->r, rs_str_c("w0"), &ref), -1);
+    assert_int_equal(rs_router_find(fx->r, rs_str_c("w0-restarted"), &ref), 0);
+}
+
+static void test_events_and_timer(void **state) {
+    fixture *fx = *state;
+    assert_non_null(fixture_start(fx));
+    assert_int_equal(rs_router_next_event_ns(fx->r), UINT64_MAX); /* nothing to do */
+    assert_int_equal(register_n(fx, 0, 1, "digits", 0), 0);
+    assert_int_equal(fx->events.added, 1);
+    assert_int_equal(fx->events.last_ev, RS_WORKER_ADDED);
+    rs_worker_ref ref = fx->events.last;
+    assert_string_equal(rs_router_worker(fx->r, ref)->id, "w0");
+    /* a registered worker is pinged at once, then every interval */
+    uint64_t t0 = fx->clock.now_ns;
+    assert_int_equal(rs_router_next_event_ns(fx->r), t0);
+    rs_ping p[2];
+    assert_int_equal(rs_router_tick(fx->r, p, 2), 1);
+    assert_int_equal(p[0].worker.slot, ref.slot);
+    assert_int_equal(rs_router_next_event_ns(fx->r), t0 + fx->cfg.health.timeout_ms * MS);
+    rs_router_pong(fx->r, p[0].worker, p[0].seq);
+    assert_int_equal(rs_router_next_event_ns(fx->r), t0 + fx->cfg.health.interval_ms * MS);
+    fx->clock.now_ns = t0 + fx->cfg.health.interval_ms * MS - 1;
+    assert_int_equal(rs_router_tick(fx->r, p, 2), 0);
+    fx->clock.now_ns += 1;
+    assert_int_equal(rs_router_tick(fx->r, p, 2), 1);
+    /* down and up events */
+    for (uint32_t i = 0; i < fx->cfg.health.failure_threshold; i++) {
+        rs_router_ping_failed(fx->r, ref);
+        if (i + 1 < fx->cfg.health.failure_threshold)
+            assert_int_equal(rs_router_tick(fx->r, p, 2), 1); /* suspect: re-ping at once */
+    }
+    assert_int_equal(fx->events.down, 1);
+    assert_int_equal(fx->events.last_ev, RS_WORKER_DOWN);
+    rs_route_req q = req_for("digits");
+    rs_ticket t;
+    rs_err err = {0};
+    assert_int_equal(rs_router_pick(fx->r, &q, &t, &err), -RS_E_UNAVAILABLE);
+    assert_false(rs_router_model_ready(fx->r, rs_str_c("digits"), rs_str_c(""), 0));
+    for (uint32_t i = 0; i < fx->cfg.health.success_threshold; i++) {
+        fx->clock.now_ns = rs_router_next_event_ns(fx->r);
+        assert_int_equal(rs_router_tick(fx->r, p, 2), 1);
+        rs_router_pong(fx->r, p[0].worker, p[0].seq);
+    }
+    assert_int_equal(fx->events.up, 1);
+    assert_true(rs_router_model_ready(fx->r, rs_str_c("digits"), rs_str_c(""), 0));
+    assert_int_equal(rs_router_deregister(fx->r, rs_str_c("w0")), 0);
+    assert_int_equal(fx->events.last_ev, RS_WORKER_REMOVED);
+    assert_null(rs_router_worker(fx->r, ref));
 }
 
 /* ---- heartbeats ---- */
@@ -645,6 +703,7 @@ int main(void) {
         T(test_register_and_round_robin),
         T(test_registration_refusals),
         T(test_reregister_voids_old_tickets),
+        T(test_events_and_timer),
         T(test_heartbeat_expiry_and_deregister),
         T(test_static_worker_pings),
         T(test_static_merges_registration),
