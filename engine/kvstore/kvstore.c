@@ -647,6 +647,16 @@ static rs_kv *rs_kv_create(const char *shm_name, int fd, const rs_kv_config *cfg
                    strerror(errno));
         goto fail;
     }
+    /* Reserve every page now: a full /dev/shm is refused here with a clear
+     * line instead of a SIGBUS on some later set. */
+    int rc = posix_fallocate(fd, 0, (off_t)g->segment_bytes);
+    if (rc != 0) {
+        rs_err_set(err,
+                   "cache %s: cannot reserve %" PRIu64 " bytes of shared memory: %s "
+                   "(is /dev/shm smaller than cache.capacity_mb?)",
+                   shm_name, g->segment_bytes, strerror(rc));
+        goto fail;
+    }
     base = mmap(NULL, g->segment_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         rs_err_set(err, "cache %s: mmap %" PRIu64 " bytes: %s", shm_name, g->segment_bytes,

@@ -25,6 +25,9 @@ static inline void kv_test_config(rs_kv_config *cfg, const char *tag) {
     static int seq;
     rs_kv_config_default(cfg);
     snprintf(cfg->name, sizeof(cfg->name), "rs-test-%s-%ld-%d", tag, (long)getpid(), seq++);
+    /* Small: CI containers often give /dev/shm only 64 MiB. */
+    cfg->capacity_mb = 4;
+    cfg->max_value_kb = 64;
 }
 
 static inline rs_kv_key kv_test_key(uint64_t i) {

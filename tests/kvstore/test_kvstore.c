@@ -157,8 +157,8 @@ static void test_del_exists_stats(void **state) {
     assert_int_equal(s.items, 1);
     assert_int_equal(s.value_bytes, 3);
     assert_true(s.used_bytes >= 3 + sizeof(rs_kv_item));
-    /* Whole pages of 68 KiB (64 KiB values + item header) per shard. */
-    assert_true(s.capacity_bytes <= 64ull << 20 && s.capacity_bytes > 63ull << 20);
+    /* 4 MiB in whole pages of 68 KiB (64 KiB values + item header) per shard. */
+    assert_int_equal(s.capacity_bytes, 4 * 15 * 69632);
     assert_int_equal(s.shards, 4);
     assert_int_equal(s.evictions, 0);
     /* exists() counts neither hit nor miss. */
