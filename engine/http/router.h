@@ -48,4 +48,8 @@ rs_http_match rs_http_router_match(const rs_http_router *r, rs_http_method metho
                                    const rs_http_route **route, rs_http_param *params,
                                    uint32_t *param_count);
 
+/* The methods that have a route for path, as an "Allow" header value
+ * ("GET, POST"), into out. Returns how many. */
+uint32_t rs_http_router_allowed(const rs_http_router *r, rs_str path, char *out, size_t out_bytes);
+
 #endif
