@@ -166,8 +166,10 @@ typedef struct rs_route_req {
     rs_str model;
     rs_str version; /* empty: any version */
     uint32_t shard;
-    bool has_routing_key;         /* the request carried one */
-    uint64_t key_hash;            /* rs_router_key_hash(routing_key or inputs) */
+    bool has_routing_key; /* the request carried one */
+    /* rs_router_key_hash(routing_key); without a key, the input hash: the
+     * response-cache key's low half (rs_kv_key_for_request_n(...).lo) */
+    uint64_t key_hash;
     const rs_worker_ref *exclude; /* workers already tried (retries) */
     uint32_t n_exclude;
 } rs_route_req;
