@@ -332,7 +332,8 @@ int rs_router_register(rs_router *r, const rs_register_msg *m, rs_err *err) {
                       RS_WORKER_ID_BYTES - 1);
     if (m->host.len == 0 || m->host.len >= RS_HOST_BYTES || m->port == 0)
         return refuse(err, id, RS_E_INVALID_INPUT, "address '%.*s:%u' is not a host and port",
-                      (int)(m->host.len < RS_HOST_BYTES ? m->host.len : 32), m->host.ptr, m->port);
+                      (int)(m->host.len < RS_HOST_BYTES ? m->host.len : 32),
+                      m->host.ptr ? m->host.ptr : "", m->port);
     if (m->n_models == 0 || m->n_models > RS_MAX_WORKER_MODELS)
         return refuse(err, id, RS_E_INVALID_INPUT, "it serves %u models (1 to %d allowed)",
                       m->n_models, RS_MAX_WORKER_MODELS);
