@@ -146,6 +146,12 @@ static void rs_topo_print_tree(const rs_topo_info *t) {
                    rs_topo_list(&t->gpus[g].cpus, a, sizeof(a)));
 }
 
+static const char *rs_topo_numa_text(rs_topo_numa_policy policy) {
+    return policy == RS_TOPO_NUMA_LOCAL        ? "local"
+           : policy == RS_TOPO_NUMA_INTERLEAVE ? "interleave"
+                                               : "node";
+}
+
 static void rs_topo_mem_text(int node, char *out, size_t bytes) {
     if (node == RS_PLAN_MEM_INTERLEAVE)
         snprintf(out, bytes, "interleave");
@@ -156,10 +162,7 @@ static void rs_topo_mem_text(int node, char *out, size_t bytes) {
 static void rs_topo_print_plan(const rs_plan *plan, const rs_topo_applied *applied) {
     char a[RS_CPULIST_BYTES], b[RS_CPULIST_BYTES], what[128], mem[32], gpu[16];
     printf("\nplan (smt %s, numa %s): %d io loop%s; usable cpus %s; reserved %s\n",
-           plan->smt == RS_TOPO_SMT_AVOID ? "avoid" : "share",
-           plan->numa == RS_TOPO_NUMA_LOCAL        ? "local"
-           : plan->numa == RS_TOPO_NUMA_INTERLEAVE ? "interleave"
-                                                   : "node",
+           plan->smt == RS_TOPO_SMT_AVOID ? "avoid" : "share", rs_topo_numa_text(plan->numa),
            plan->io_count, plan->io_count == 1 ? "" : "s",
            rs_topo_list(&plan->usable, a, sizeof(a)), rs_topo_list(&plan->reserved, b, sizeof(b)));
     printf("%-40s %-16s %5s %4s %-10s %3s  %s\n", "ROLE", "CPUS", "CORES", "NUMA", "MEMORY", "GPU",
@@ -247,6 +250,7 @@ static json_object *rs_topo_json_plan(const rs_plan *plan, const rs_topo_applied
     char what[128];
     json_object_object_add(
         p, "smt", json_object_new_string(plan->smt == RS_TOPO_SMT_AVOID ? "avoid" : "share"));
+    json_object_object_add(p, "numa", json_object_new_string(rs_topo_numa_text(plan->numa)));
     json_object_object_add(p, "usable", rs_topo_json_cpus(&plan->usable));
     json_object_object_add(p, "reserved", rs_topo_json_cpus(&plan->reserved));
     json_object_object_add(p, "io", rs_topo_json_cpus(&plan->io));

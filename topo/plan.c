@@ -534,6 +534,16 @@ fail:
     return -1;
 }
 
+const rs_plan_entry *rs_plan_find(const rs_plan *plan, rs_plan_role role, const char *model,
+                                  int instance) {
+    for (int i = 0; i < plan->entry_count; i++) {
+        const rs_plan_entry *e = &plan->entries[i];
+        if (e->role != role || e->instance != instance) continue;
+        if (role == RS_PLAN_IO || (model && strcmp(e->model_name, model) == 0)) return e;
+    }
+    return NULL;
+}
+
 const char *rs_plan_role_name(rs_plan_role role) {
     switch (role) {
     case RS_PLAN_IO: return "io";

@@ -184,6 +184,11 @@ typedef struct rs_plan {
 int rs_plan_build(const rs_topo_info *topo, const rs_topo_config *cfg, const rs_plan_model *models,
                   size_t model_count, rs_plan *out, rs_err *err);
 
+/* The entry of a role for a model (NULL for io loops) and instance (the io
+ * loop number for io), or NULL: how a worker or loop finds where it runs. */
+const rs_plan_entry *rs_plan_find(const rs_plan *plan, rs_plan_role role, const char *model,
+                                  int instance);
+
 /* "io loop 0", "worker shard of m instance 1", "pre-processing of m instance 1". */
 void rs_plan_entry_describe(const rs_plan_entry *e, char *out, size_t out_bytes);
 const char *rs_plan_role_name(rs_plan_role role); /* "io", "worker", "preprocess" */

@@ -180,6 +180,39 @@ class TopoPinTest(unittest.TestCase):
         self.assertEqual(r.stderr, "ringserve topo: %s:2: topology.smt: 'sometimes': expected "
                                    "one of avoid|share\n" % cfg)
 
+    def test_command_line_errors(self):
+        for args, msg in [
+            (["--topology-xml", "a.xml", "--synthetic", "package:1 pu:2"],
+             "ringserve topo: --topology-xml and --synthetic exclude each other\n"),
+            (["--synthetic"], "ringserve topo: --synthetic needs a value\n"),
+            (["--synthetic", "bananas:2"],
+             "ringserve topo: --synthetic: 'bananas:2': not a valid hwloc synthetic "
+             "description\n"),
+            (["--config", "/nonexistent/ringserve.yaml"], None),
+        ]:
+            r = subprocess.run([BIN, "topo"] + args, capture_output=True, text=True,
+                               timeout=LIMIT_S)
+            self.assertEqual(r.returncode, 2, args)
+            if msg:
+                self.assertEqual(r.stderr, msg)
+            else:
+                self.assertIn("/nonexistent/ringserve.yaml", r.stderr)
+        r = subprocess.run([BIN, "topo", "--bogus"], capture_output=True, text=True,
+                           timeout=LIMIT_S)
+        self.assertEqual(r.returncode, 2)
+        self.assertTrue(r.stderr.startswith("ringserve topo: unknown option '--bogus'\nusage:"))
+
+    def test_synthetic_plan(self):
+        r = subprocess.run([BIN, "topo", "--synthetic", "package:2 numa:1 core:4 pu:2", "--json"],
+                           capture_output=True, text=True, timeout=LIMIT_S)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual(len(doc["machine"]["numa_nodes"]), 2)
+        self.assertEqual(doc["plan"]["numa"], "local")
+        ios = [e for e in doc["plan"]["entries"] if e["role"] == "io"]
+        self.assertEqual(len(ios), 8)  # one per physical core, not per PU
+        self.assertTrue(all(e["effective"] is None for e in ios))
+
     def test_xml_host_plan_text_and_json(self):
         cfg = self.config("topology:\n  placement:\n    resnet: {device: gpu, gpus: [3]}\n")
         xml = os.path.join(DATA, "2s-2numa-smt-4gpu.xml")

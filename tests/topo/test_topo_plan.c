@@ -99,16 +99,7 @@ static int count_role(const rs_plan *p, rs_plan_role role) {
     return n;
 }
 
-static const rs_plan_entry *find(const rs_plan *p, rs_plan_role role, const char *model,
-                                 int instance) {
-    for (int i = 0; i < p->entry_count; i++) {
-        const rs_plan_entry *e = &p->entries[i];
-        if (e->role == role && e->instance == instance &&
-            (model == NULL || strcmp(e->model_name, model) == 0))
-            return e;
-    }
-    return NULL;
-}
+#define find rs_plan_find
 
 /* No two entries pinned to the same CPU, unless the plan says it shares. */
 static void assert_disjoint(const rs_plan *p) {
