@@ -1,0 +1,347 @@
+/* coord_http.c — the KServe v2 HTTP API of the coordinator.
+ *
+ *   GET  /v2/health/live | /v2/health/ready | /v2
+ *   GET  /v2/models/{m}[/versions/{v}] | .../ready
+ *   POST /v2/models/{m}[/versions/{v}]/infer   (JSON or binary tensor data)
+ *   GET  /v2/requests/{id}                     (asynchronous results)
+ *   GET  /v2/workers | /metrics
+ * Handlers run on the core's loop; inference answers later, when its batch
+ * returns, through the request's HTTP handle. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/common/clock.h"
+#include "engine/common/log.h"
+#include <json-c/json.h>
+
+#include "engine/coordinator/coord.h"
+
+static rs_core *rs_core_of(rs_http_server *s) { return rs_http_server_user(s); }
+
+static void rs_copy_rs_str(char *dst, size_t cap, const rs_str *s) {
+    size_t n = s->len < cap - 1 ? s->len : cap - 1;
+    memcpy(dst, s->ptr, n);
+    dst[n] = '\0';
+}
+
+static void rs_respond_json_text(rs_http_server *s, rs_http_handle h, int status, const char *json) {
+    rs_http_respond_json(s, h, status, json, strlen(json));
+}
+
+/* ---- health and metadata ---------------------------------------------------------- */
+
+static void h_live(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    rs_respond_json_text(s, req->handle, 200, "{\"live\":true}");
+}
+
+static bool rs_all_models_ready(rs_core *core) {
+    if (atomic_load(&core->co->draining)) return false;
+    for (uint32_t i = 0; i < core->co->n_models; i++) {
+        const rs_model *m = core->models[i].model;
+        if (!rs_router_model_ready(core->router, rs_str_c(m->name), (rs_str){0}, 0)) return false;
+    }
+    return true;
+}
+
+static void h_ready(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    rs_core *core = rs_core_of(s);
+    bool ready = rs_all_models_ready(core);
+    rs_http_response resp = {.status = ready ? 200 : 503};
+    const char *body = ready ? "{\"ready\":true}" : "{\"ready\":false}";
+    struct iovec iov = {.iov_base = (void *)body, .iov_len = strlen(body)};
+    resp.body = &iov;
+    resp.body_iovcnt = 1;
+    if (!ready) resp.retry_after_s = core->co->cfg.retry_after_s;
+    rs_http_respond(s, req->handle, &resp);
+}
+
+static void h_server_meta(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    static const char *const ext[] = {"binary_tensor_data", "async", "metrics", "workers"};
+    char body[512];
+    size_t n = rs_kserve_render_server_metadata("ringserve", "0.1.0", ext, 4, body, sizeof(body));
+    rs_http_respond_json(s, req->handle, 200, body, n < sizeof(body) ? n : sizeof(body) - 1);
+}
+
+static const rs_model *rs_http_model(rs_core *core, const rs_http_request *req, uint32_t *index,
+                                     char *why, size_t why_bytes) {
+    const rs_str *name = rs_http_param_get(req, "model");
+    const rs_str *ver = rs_http_param_get(req, "version");
+    uint32_t v = 0;
+    if (ver) {
+        char buf[16];
+        char *end = NULL;
+        rs_copy_rs_str(buf, sizeof(buf), ver);
+        unsigned long x = strtoul(buf, &end, 10);
+        if (ver->len >= sizeof(buf) || !end || *end || x == 0 || x > RS_MODEL_MAX_VERSION) {
+            snprintf(why, why_bytes, "version '%.*s' is not a model version number", (int)ver->len, ver->ptr);
+            return NULL;
+        }
+        v = (uint32_t)x;
+    }
+    const rs_model *m = rs_registry_findn(core->co->registry, name->ptr, name->len, v);
+    if (!m) {
+        if (v)
+            snprintf(why, why_bytes, "unknown model '%.*s' version %u", (int)name->len, name->ptr, v);
+        else
+            snprintf(why, why_bytes, "unknown model '%.*s'", (int)name->len, name->ptr);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < core->co->n_models; i++)
+        if (core->models[i].model == m) *index = i;
+    return m;
+}
+
+static void h_model_meta(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    char why[256];
+    uint32_t mi = 0;
+    const rs_model *m = rs_http_model(rs_core_of(s), req, &mi, why, sizeof(why));
+    if (!m) {
+        rs_http_respond_error(s, req->handle, 404, 0, why);
+        return;
+    }
+    rs_respond_json_text(s, req->handle, 200, m->metadata_json ? m->metadata_json : "{}");
+}
+
+static void h_model_ready(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    rs_core *core = rs_core_of(s);
+    char why[256];
+    uint32_t mi = 0;
+    const rs_model *m = rs_http_model(core, req, &mi, why, sizeof(why));
+    if (!m) {
+        rs_http_respond_error(s, req->handle, 404, 0, why);
+        return;
+    }
+    bool ready = !atomic_load(&core->co->draining) &&
+                 rs_router_model_ready(core->router, rs_str_c(m->name), (rs_str){0}, 0);
+    rs_respond_json_text(s, req->handle, ready ? 200 : 503, ready ? "{\"ready\":true}" : "{\"ready\":false}");
+}
+
+/* ---- inference ---------------------------------------------------------------------- */
+
+static void h_infer(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    rs_core *core = rs_core_of(s);
+    rs_req *r = rs_req_alloc(core);
+    if (!r) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "too many requests in flight (server.max_pending %u)", core->co->cfg.max_pending);
+        rs_http_respond_error(s, req->handle, 429, core->co->cfg.retry_after_s, msg);
+        return;
+    }
+    r->origin = RS_ORIGIN_HTTP;
+    r->http = req->handle;
+    if (req->recv_ns) r->t_recv_ns = req->recv_ns;
+    char why[384];
+    r->model = rs_http_model(core, req, &r->model_index, why, sizeof(why));
+    if (!r->model) {
+        rs_req_fail(core, r, RS_E_UNKNOWN_MODEL, "%s", why);
+        return;
+    }
+    const rs_str *tp = rs_http_header_get(req, "traceparent");
+    if (tp) rs_copy_rs_str(r->traceparent, sizeof(r->traceparent), tp);
+    const rs_str *rk = rs_http_header_get(req, "x-routing-key");
+    if (rk) rs_copy_rs_str(r->routing_key, sizeof(r->routing_key), rk);
+    const rs_str *cc = rs_http_header_get(req, "cache-control");
+    if (cc && cc->len >= 8 && memmem(cc->ptr, cc->len, "no-cache", 8)) r->no_cache = true;
+    size_t json_len = req->body_len;
+    rs_err err = {{0}};
+    const rs_str *ihcl = rs_http_header_get(req, "inference-header-content-length");
+    if (ihcl && rs_kserve_header_length(ihcl->ptr, ihcl->len, req->body_len, &json_len, &err) != 0) {
+        rs_req_fail(core, r, RS_E_INVALID_INPUT, "%s", err.msg);
+        return;
+    }
+    rs_kserve_arena arena;
+    rs_kserve_arena_init(&arena, r->arena, r->arena_cap);
+    if (rs_kserve_parse_infer(req->body, req->body_len, json_len, &r->kreq, &arena, &err) != 0) {
+        rs_req_fail(core, r, RS_E_INVALID_INPUT, "%s", err.msg);
+        return;
+    }
+    if (r->kreq.has_id)
+        snprintf(r->id, sizeof(r->id), "%s", r->kreq.id);
+    else
+        snprintf(r->id, sizeof(r->id), "rs-%u-%" PRIu64, core->index, ++core->batch_seq);
+    if (r->kreq.params.async) {
+        uint64_t id = rs_async_reserve(core->co, RS_ORIGIN_ASYNC_HTTP);
+        if (!id) {
+            rs_req_fail(core, r, RS_E_OVERLOADED, "too many asynchronous results pending (server.max_async_results %u)",
+                        core->co->cfg.max_async_results);
+            return;
+        }
+        char body[256], loc[64];
+        char ids[24];
+        snprintf(ids, sizeof(ids), "%" PRIu64, id);
+        size_t n = rs_kserve_render_async(ids, "pending", body, sizeof(body));
+        snprintf(loc, sizeof(loc), "/v2/requests/%s", ids);
+        rs_http_header hdr = {.name = rs_str_c("Location"), .value = rs_str_c(loc)};
+        struct iovec iov = {.iov_base = body, .iov_len = n < sizeof(body) ? n : sizeof(body) - 1};
+        rs_http_response resp = {.status = 202, .headers = &hdr, .header_count = 1, .body = &iov, .body_iovcnt = 1};
+        rs_http_respond(s, req->handle, &resp);
+        r->origin = RS_ORIGIN_ASYNC_HTTP;
+        r->async_id = id;
+    }
+    rs_req_submit(core, r);
+}
+
+void rs_coord_http_answer(rs_core *core, rs_req *r, const rs_tensor_list *outputs, bool cache_hit) {
+    bool binary[RS_MAX_TENSORS];
+    rs_err err = {{0}};
+    if (rs_kserve_output_binary(&r->kreq, outputs, binary, &err) != 0) {
+        if (r->origin == RS_ORIGIN_HTTP) rs_http_respond_error(core->http, r->http, 400, 0, err.msg);
+        else rs_async_complete(core->co, r->async_id, RS_E_INVALID_INPUT, err.msg, strlen(err.msg), strlen(err.msg));
+        return;
+    }
+    rs_kserve_response kr = {.model_name = r->model->name,
+                             .model_version = r->version,
+                             .id = r->id[0] ? r->id : NULL,
+                             .outputs = outputs,
+                             .binary = binary};
+    size_t json_len = 0, total = 0;
+    if (rs_kserve_render_response(&kr, core->scratch, core->scratch_bytes, &json_len, &total, &err) != 0) {
+        if (r->origin == RS_ORIGIN_HTTP) rs_http_respond_error(core->http, r->http, 500, 0, err.msg);
+        else rs_async_complete(core->co, r->async_id, RS_E_INTERNAL, err.msg, strlen(err.msg), strlen(err.msg));
+        return;
+    }
+    if (r->origin == RS_ORIGIN_ASYNC_HTTP) {
+        rs_async_complete(core->co, r->async_id, RS_OK, core->scratch, total, json_len);
+        return;
+    }
+    char ihcl[24];
+    rs_http_header hdrs[2];
+    uint32_t nh = 0;
+    hdrs[nh++] = (rs_http_header){.name = rs_str_c("X-Ringserve-Cache"), .value = rs_str_c(cache_hit ? "hit" : "miss")};
+    if (json_len < total) {
+        snprintf(ihcl, sizeof(ihcl), "%zu", json_len);
+        hdrs[nh++] = (rs_http_header){.name = rs_str_c("Inference-Header-Content-Length"), .value = rs_str_c(ihcl)};
+    }
+    struct iovec iov = {.iov_base = core->scratch, .iov_len = total};
+    rs_http_response resp = {.status = 200,
+                             .content_type = json_len < total ? "application/octet-stream" : "application/json",
+                             .headers = hdrs,
+                             .header_count = nh,
+                             .body = &iov,
+                             .body_iovcnt = 1};
+    rs_http_respond(core->http, r->http, &resp);
+}
+
+static void h_async_poll(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    rs_core *core = rs_core_of(s);
+    const rs_str *idp = rs_http_param_get(req, "id");
+    char ids[32];
+    rs_copy_rs_str(ids, sizeof(ids), idp);
+    char *end = NULL;
+    uint64_t id = strtoull(ids, &end, 10);
+    size_t len = 0, json_len = 0;
+    rs_status result = RS_OK;
+    rs_status st = (end && *end == '\0' && idp->len < sizeof(ids))
+                       ? rs_async_lookup(core->co, id, RS_ORIGIN_ASYNC_HTTP, &result, core->scratch,
+                                         core->scratch_bytes, &len, &json_len)
+                       : RS_E_NOT_FOUND;
+    if (st == RS_E_PENDING) {
+        char body[128];
+        size_t n = rs_kserve_render_async(ids, "running", body, sizeof(body));
+        rs_http_respond_json(s, req->handle, 202, body, n < sizeof(body) ? n : sizeof(body) - 1);
+        return;
+    }
+    if (st != RS_OK) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "no asynchronous request '%s' (unknown, or its result expired)", ids);
+        rs_http_respond_error(s, req->handle, 404, 0, msg);
+        return;
+    }
+    int code = result == RS_OK ? 200 : rs_status_http(result);
+    char ihcl[24];
+    rs_http_header hdr = {.name = rs_str_c("Inference-Header-Content-Length"), .value = rs_str_c(ihcl)};
+    snprintf(ihcl, sizeof(ihcl), "%zu", json_len);
+    struct iovec iov = {.iov_base = core->scratch, .iov_len = len};
+    rs_http_response resp = {.status = code,
+                             .content_type = json_len < len ? "application/octet-stream" : "application/json",
+                             .headers = json_len < len ? &hdr : NULL,
+                             .header_count = json_len < len ? 1 : 0,
+                             .body = &iov,
+                             .body_iovcnt = 1};
+    rs_http_respond(s, req->handle, &resp);
+}
+
+/* ---- telemetry ------------------------------------------------------------------------ */
+
+static void h_metrics(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    rs_core *core = rs_core_of(s);
+    rs_coord *co = core->co;
+    char *out = (char *)core->scratch;
+    size_t cap = core->scratch_bytes;
+    size_t len = rs_metrics_render(co->metrics, out, cap);
+    if (len >= cap) len = cap - 1;
+    if (co->kv) {
+        rs_kv_stats st;
+        rs_kv_stats_get(co->kv, &st);
+        int n = snprintf(out + len, cap - len,
+                         "# HELP rs_kv_items Entries in the shared response cache.\n# TYPE rs_kv_items gauge\n"
+                         "rs_kv_items %" PRIu64 "\n"
+                         "# HELP rs_kv_hits_total Cache hits (every process).\n# TYPE rs_kv_hits_total counter\n"
+                         "rs_kv_hits_total %" PRIu64 "\n"
+                         "# HELP rs_kv_misses_total Cache misses (every process).\n# TYPE rs_kv_misses_total counter\n"
+                         "rs_kv_misses_total %" PRIu64 "\n"
+                         "# HELP rs_kv_evictions_total Entries evicted.\n# TYPE rs_kv_evictions_total counter\n"
+                         "rs_kv_evictions_total %" PRIu64 "\n"
+                         "# HELP rs_kv_used_bytes Bytes held by entries.\n# TYPE rs_kv_used_bytes gauge\n"
+                         "rs_kv_used_bytes %" PRIu64 "\n",
+                         st.items, st.hits, st.misses, st.evictions, st.used_bytes);
+        if (n > 0 && (size_t)n < cap - len) len += (size_t)n;
+    }
+    rs_router_metrics_append(core->router, out, cap, &len);
+    rs_http_response resp = {.status = 200, .content_type = "text/plain; version=0.0.4"};
+    struct iovec iov = {.iov_base = out, .iov_len = len};
+    resp.body = &iov;
+    resp.body_iovcnt = 1;
+    rs_http_respond(s, req->handle, &resp);
+}
+
+static void h_workers(rs_http_server *s, const rs_http_request *req, void *arg) {
+    (void)arg;
+    rs_core *core = rs_core_of(s);
+    struct json_object *o = rs_router_workers_json(core->router);
+    if (!o) {
+        rs_http_respond_error(s, req->handle, 500, 0, "cannot render the worker list");
+        return;
+    }
+    size_t len = 0;
+    const char *txt = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    rs_http_respond_json(s, req->handle, 200, txt, len);
+    json_object_put(o);
+}
+
+int rs_coord_http_routes(rs_coord *co, rs_err *err) {
+    co->http_router = rs_http_router_create(32, err);
+    if (!co->http_router) return -1;
+    struct {
+        rs_http_method method;
+        const char *pattern;
+        rs_http_handler_fn fn;
+    } routes[] = {
+        {RS_HTTP_GET, "/v2/health/live", h_live},
+        {RS_HTTP_GET, "/v2/health/ready", h_ready},
+        {RS_HTTP_GET, "/v2", h_server_meta},
+        {RS_HTTP_GET, "/v2/workers", h_workers},
+        {RS_HTTP_GET, "/metrics", h_metrics},
+        {RS_HTTP_GET, "/v2/requests/{id}", h_async_poll},
+        {RS_HTTP_GET, "/v2/models/{model}", h_model_meta},
+        {RS_HTTP_GET, "/v2/models/{model}/ready", h_model_ready},
+        {RS_HTTP_POST, "/v2/models/{model}/infer", h_infer},
+        {RS_HTTP_GET, "/v2/models/{model}/versions/{version}", h_model_meta},
+        {RS_HTTP_GET, "/v2/models/{model}/versions/{version}/ready", h_model_ready},
+        {RS_HTTP_POST, "/v2/models/{model}/versions/{version}/infer", h_infer},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (rs_http_router_add(co->http_router, routes[i].method, routes[i].pattern, routes[i].fn, NULL, err) != 0)
+            return -1;
+    return 0;
+}

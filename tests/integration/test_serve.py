@@ -1,0 +1,381 @@
+"""Integration: the all-in-one node (`ringserve serve`) on loopback.
+
+Starts a real coordinator with two real worker processes serving `digits`
+and `identity`, then checks the request path end to end over HTTP (KServe
+v2) and the framed protocol: results, the cache, batching, accuracy, every
+bad input, overload, a worker killed under load, and SIGTERM draining.
+Stdlib only (plus clients/python/ringserve_client.py)."""
+import concurrent.futures
+import csv
+import json
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Harness, http_request, wait_for  # noqa: E402
+import ringserve_client as rc  # noqa: E402
+
+SRC = harness.SRC
+
+
+def consecutive_free_ports(n):
+    for _ in range(200):
+        base = random.randint(20000, 40000)
+        ok = True
+        for p in range(base, base + n):
+            import socket
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+def serve_config(h, extra="", workers=2, identity_queue=None):
+    base = consecutive_free_ports(workers)
+    cache_name = f"rs-test-{os.getpid()}-{random.randint(0, 1 << 30)}"
+    text = f"""
+server:
+  host: 127.0.0.1
+  http_port: 0
+  framed_port: 0
+  io_threads: 2
+  drain_timeout_ms: 5000
+  worker_timeout_ms: 3000
+models:
+  repository: [{SRC}/models]
+  load: [digits, identity]
+cache:
+  name: {cache_name}
+  capacity_mb: 16
+workers:
+  count: {workers}
+  base_port: {base}
+  models: [digits, identity]
+  restart_backoff_ms: 100
+health:
+  interval_ms: 200
+  timeout_ms: 150
+  failure_threshold: 2
+  success_threshold: 1
+cluster:
+  heartbeat_timeout_ms: 3000
+retry:
+  max_attempts: 3
+  budget_percent: 100
+{extra}
+"""
+    return h.write("serve.yaml", text), cache_name
+
+
+def start_serve(h, cfg):
+    p = h.start("serve", "--config", cfg)
+    m = wait_for(lambda: re.search(r"http (\d+), framed (\d+)", p.output()), timeout_s=30,
+                 what="coordinator listening")
+    http_port, framed_port = int(m.group(1)), int(m.group(2))
+    wait_for(lambda: http_request(http_port, "GET", "/v2/health/ready")[0] == 200, timeout_s=30,
+             what="readiness (workers registered and healthy)")
+    return p, http_port, framed_port
+
+
+def digits_rows():
+    rows = []
+    with open(os.path.join(SRC, "tests", "data", "digits_test.csv")) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            vals = [int(v) for v in line.strip().split(",")]
+            rows.append((vals[:64], vals[64]))
+    return rows
+
+
+def infer_body(pixels_rows, id=None, params=None):
+    body = {"inputs": [{"name": "pixels", "shape": [len(pixels_rows), 64], "datatype": "FP32",
+                        "data": [float(v) for r in pixels_rows for v in r]}]}
+    if id:
+        body["id"] = id
+    if params:
+        body["parameters"] = params
+    return body
+
+
+def metric(text, name, labels):
+    total = 0.0
+    found = False
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and line.split(" ")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    return total if found else None
+
+
+class ServeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.h = Harness("serve")
+        cls.h.__enter__()
+        cfg, cls.cache_name = serve_config(cls.h)
+        try:
+            cls.proc, cls.http, cls.framed = start_serve(cls.h, cfg)
+        except Exception:
+            cls.h.__exit__(*sys.exc_info())
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.h.__exit__(None, None, None)
+        try:
+            os.unlink(f"/dev/shm/{cls.cache_name}")
+        except OSError:
+            pass
+
+    def post(self, path, body, headers=None):
+        return http_request(self.http, "POST", path, body=body, headers=headers)
+
+    def test_health_and_metadata(self):
+        self.assertEqual(http_request(self.http, "GET", "/v2/health/live")[0], 200)
+        st, _, body = http_request(self.http, "GET", "/v2")
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(body)["name"], "ringserve")
+        st, _, body = http_request(self.http, "GET", "/v2/models/digits")
+        self.assertEqual(st, 200)
+        meta = json.loads(body)
+        self.assertEqual(meta["name"], "digits")
+        self.assertEqual(meta["inputs"][0]["name"], "pixels")
+        self.assertEqual(http_request(self.http, "GET", "/v2/models/digits/ready")[0], 200)
+        self.assertEqual(http_request(self.http, "GET", "/v2/models/digits/versions/1")[0], 200)
+        self.assertEqual(http_request(self.http, "GET", "/v2/models/nope")[0], 404)
+        st, _, body = http_request(self.http, "GET", "/v2/workers")
+        self.assertEqual(st, 200)
+        self.assertGreaterEqual(len(json.loads(body)["workers"]), 2)
+
+    def test_identity_http_and_framed(self):
+        values = [float(i) * 0.5 for i in range(32)]
+        body = {"id": "req-1", "inputs": [{"name": "x", "shape": [2, 16], "datatype": "FP32", "data": values}]}
+        st, hdrs, data = self.post("/v2/models/identity/infer", body)
+        self.assertEqual(st, 200, data)
+        out = json.loads(data)
+        self.assertEqual(out["id"], "req-1")
+        self.assertEqual(out["model_name"], "identity")
+        self.assertEqual(out["outputs"][0]["name"], "y")
+        self.assertEqual(out["outputs"][0]["shape"], [2, 16])
+        self.assertEqual(out["outputs"][0]["data"], values)
+        with rc.FramedClient("127.0.0.1", self.framed) as c:
+            res = c.infer("identity", [rc.Tensor.from_list("x", "FP32", [1, 16], values[:16])])
+            y = res.outputs[0] if isinstance(res.outputs, list) else res.outputs["y"]
+            self.assertEqual(y.to_list(), values[:16])
+
+    def test_binary_extension(self):
+        import struct
+        values = [float(i) for i in range(16)]
+        header = json.dumps({"inputs": [{"name": "x", "shape": [1, 16], "datatype": "FP32",
+                                         "parameters": {"binary_data_size": 64}}],
+                             "outputs": [{"name": "y", "parameters": {"binary_data": True}}]}).encode()
+        body = header + struct.pack("<16f", *values)
+        st, hdrs, data = http_request(self.http, "POST", "/v2/models/identity/infer", body=body,
+                                      headers={"Inference-Header-Content-Length": str(len(header))})
+        self.assertEqual(st, 200, data)
+        n = int(hdrs["inference-header-content-length"])
+        meta = json.loads(data[:n])
+        self.assertEqual(meta["outputs"][0]["parameters"]["binary_data_size"], 64)
+        self.assertEqual(list(struct.unpack("<16f", data[n:n + 64])), values)
+
+    def test_cache_hit_visible_in_metrics(self):
+        rows = digits_rows()[:1]
+        body = infer_body([rows[0][0]])
+        st1, h1, d1 = self.post("/v2/models/digits/infer", body)
+        self.assertEqual(st1, 200, d1)
+        st2, h2, d2 = self.post("/v2/models/digits/infer", body)
+        self.assertEqual(st2, 200, d2)
+        self.assertEqual(h2.get("x-ringserve-cache"), "hit")
+        self.assertEqual(json.loads(d1)["outputs"], json.loads(d2)["outputs"])
+        _, _, m = http_request(self.http, "GET", "/metrics")
+        hits = metric(m.decode(), "rs_cache_hits_total", {"model": "digits"})
+        self.assertIsNotNone(hits)
+        self.assertGreaterEqual(hits, 1)
+
+    def test_digits_accuracy_equals_reference(self):
+        rows = digits_rows()
+        with open(os.path.join(SRC, "tests", "data", "digits_reference.json")) as f:
+            ref = json.load(f)
+        correct = 0
+        for i in range(0, len(rows), 60):
+            chunk = rows[i:i + 60]
+            st, _, data = self.post("/v2/models/digits/infer", infer_body([r[0] for r in chunk]))
+            self.assertEqual(st, 200, data)
+            outs = {o["name"]: o for o in json.loads(data)["outputs"]}
+            labels = outs["label"]["data"]
+            self.assertEqual(len(labels), len(chunk))
+            correct += sum(1 for (px, lab), got in zip(chunk, labels) if got == lab)
+        self.assertEqual(correct, ref["correct"])
+        self.assertGreaterEqual(correct / len(rows), 0.95)
+
+    def test_concurrent_requests_are_batched(self):
+        _, _, m0 = http_request(self.http, "GET", "/metrics")
+        c0 = metric(m0.decode(), "rs_batch_size_count", {"model": "identity"}) or 0
+        s0 = metric(m0.decode(), "rs_batch_size_sum", {"model": "identity"}) or 0
+        n = 200
+        with rc.FramedClient("127.0.0.1", self.framed) as c:
+            futs = [c.infer_async("identity", [rc.Tensor.from_list("x", "FP32", [1, 16], [float(i)] * 16)])
+                    for i in range(n)]
+            for f in futs:
+                c.result(f)
+        _, _, m1 = http_request(self.http, "GET", "/metrics")
+        c1 = metric(m1.decode(), "rs_batch_size_count", {"model": "identity"})
+        s1 = metric(m1.decode(), "rs_batch_size_sum", {"model": "identity"})
+        batches, items = c1 - c0, s1 - s0
+        self.assertEqual(items, n)
+        self.assertLess(batches, n, "200 pipelined requests should share batches")
+
+    def test_bad_inputs_get_precise_errors(self):
+        cases = [
+            (b"{not json", 400, "JSON"),
+            ({"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64}]}, 400, "FP64"),
+            ({"inputs": [{"name": "pixels", "shape": [1, 63], "datatype": "FP32", "data": [0.0] * 63}]}, 400, "shape"),
+            ({"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 10}]}, 400, "64"),
+            ({"inputs": [{"name": "other", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]}, 400, "pixels"),
+        ]
+        for body, status, needle in cases:
+            st, _, data = self.post("/v2/models/digits/infer", body)
+            self.assertEqual(st, status, (body if isinstance(body, bytes) else json.dumps(body)[:80], data))
+            err = json.loads(data)["error"]
+            self.assertIn(needle, err)
+        st, _, data = self.post("/v2/models/unknown-model/infer", infer_body([[0] * 64]))
+        self.assertEqual(st, 404)
+        self.assertIn("unknown-model", json.loads(data)["error"])
+        big = b"x" * (9 * 1024 * 1024)
+        st, _, _ = http_request(self.http, "POST", "/v2/models/digits/infer", body=big)
+        self.assertEqual(st, 413)
+        with rc.FramedClient("127.0.0.1", self.framed) as c:
+            with self.assertRaises(rc.ServerError) as cm:
+                c.infer("identity", [rc.Tensor.from_list("x", "FP32", [1, 8], [0.0] * 8)])
+            self.assertIn("shape", str(cm.exception))
+        # ...and the server keeps serving
+        st, _, _ = self.post("/v2/models/identity/infer",
+                             {"inputs": [{"name": "x", "shape": [1, 16], "datatype": "FP32", "data": [1.0] * 16}]})
+        self.assertEqual(st, 200)
+
+    def test_async_submit_and_poll(self):
+        body = infer_body([digits_rows()[3][0]], params={"async": True})
+        st, hdrs, data = self.post("/v2/models/digits/infer", body)
+        self.assertEqual(st, 202, data)
+        rid = json.loads(data)["id"]
+        res = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(
+            http_request(self.http, "GET", f"/v2/requests/{rid}")), what="async result")
+        self.assertIn("outputs", json.loads(res[2]))
+        self.assertEqual(http_request(self.http, "GET", "/v2/requests/999999")[0], 404)
+
+    def test_traceparent_and_deadline(self):
+        st, _, data = self.post("/v2/models/identity/infer",
+                                {"parameters": {"timeout": 1},
+                                 "inputs": [{"name": "x", "shape": [1, 16], "datatype": "FP32", "data": [2.0] * 16}]},
+                                headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+        self.assertIn(st, (200, 504), data)
+        if st == 504:
+            self.assertIn("deadline", json.loads(data)["error"])
+
+
+class OverloadAndFailureTest(unittest.TestCase):
+    def test_queue_limit_answers_429(self):
+        with Harness("serve-flood") as h:
+            # A tiny queue: identity's model.yaml says 4096, the server-wide pending
+            # limit is what a flood hits first here.
+            cfg, cache = serve_config(h, extra="", workers=1)
+            text = open(cfg).read().replace("io_threads: 2", "io_threads: 1\n  max_pending: 16")
+            open(cfg, "w").write(text)
+            p, http_port, framed = start_serve(h, cfg)
+            statuses = []
+            with rc.FramedClient("127.0.0.1", framed) as c:
+                futs = [c.infer_async("digits", [rc.Tensor.from_list("pixels", "FP32", [128, 64],
+                                                                      [float(i % 17)] * (128 * 64))],
+                                      no_cache=True) for i in range(300)]
+                for f in futs:
+                    try:
+                        c.result(f)
+                        statuses.append("ok")
+                    except rc.ServerError as e:
+                        statuses.append(e.code)
+            self.assertIn("ok", statuses)
+            self.assertIn(rc.STATUS["OVERLOADED"] if hasattr(rc, "STATUS") else 22, statuses)
+            st, hdrs, data = None, None, None
+            # HTTP answers 429 with Retry-After under the same flood
+            def flood():
+                return http_request(http_port, "POST", "/v2/models/identity/infer",
+                                    body={"inputs": [{"name": "x", "shape": [1, 16], "datatype": "FP32",
+                                                      "data": [1.0] * 16}]})
+            with concurrent.futures.ThreadPoolExecutor(64) as ex:
+                res = list(ex.map(lambda _: flood(), range(256)))
+            codes = {r[0] for r in res}
+            self.assertTrue(codes <= {200, 429}, codes)
+            for r in res:
+                if r[0] == 429:
+                    self.assertIn("retry-after", r[1])
+            self.assertEqual(http_request(http_port, "GET", "/v2/health/live")[0], 200)
+            os.unlink(f"/dev/shm/{cache}") if os.path.exists(f"/dev/shm/{cache}") else None
+
+    def test_worker_killed_under_load_loses_nothing(self):
+        with Harness("serve-kill") as h:
+            cfg, cache = serve_config(h)
+            p, http_port, framed = start_serve(h, cfg)
+            import subprocess
+            out = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+            self.assertGreaterEqual(len(out), 2, "two workers")
+            victim = int(out[0])
+            results = []
+            lock = threading.Lock()
+
+            def client(k):
+                with rc.FramedClient("127.0.0.1", framed) as c:
+                    for i in range(60):
+                        vals = [float(k * 1000 + i)] * 16
+                        res = c.infer("identity", [rc.Tensor.from_list("x", "FP32", [1, 16], vals)])
+                        y = res.outputs[0] if isinstance(res.outputs, list) else res.outputs["y"]
+                        with lock:
+                            results.append(y.to_list() == vals)
+
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            time.sleep(0.3)
+            os.kill(victim, signal.SIGKILL)
+            for t in threads:
+                t.join(60)
+            self.assertEqual(len(results), 240)
+            self.assertTrue(all(results))
+            os.unlink(f"/dev/shm/{cache}") if os.path.exists(f"/dev/shm/{cache}") else None
+
+    def test_sigterm_drains_and_exits_zero(self):
+        with Harness("serve-drain") as h:
+            cfg, cache = serve_config(h)
+            p, http_port, framed = start_serve(h, cfg)
+            with rc.FramedClient("127.0.0.1", framed) as c:
+                futs = [c.infer_async("identity", [rc.Tensor.from_list("x", "FP32", [1, 16], [float(i)] * 16)])
+                        for i in range(50)]
+                p.signal(signal.SIGTERM)
+                ok = 0
+                for f in futs:
+                    try:
+                        c.result(f)
+                        ok += 1
+                    except rc.ServerError as e:
+                        self.assertIn("drain", str(e).lower() + "draining shutting")
+            self.assertEqual(p.wait(30), 0, p.output()[-2000:])
+            self.assertGreater(ok, 0)
+            os.unlink(f"/dev/shm/{cache}") if os.path.exists(f"/dev/shm/{cache}") else None
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
