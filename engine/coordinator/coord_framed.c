@@ -272,7 +272,9 @@ static void rs_framed_register(rs_core *core, rs_conn *c, const rs_frame_msg *m)
     if (fc) rs_copy_str(fc->worker_id, sizeof(fc->worker_id), m->u.reg.worker_id);
     /* Every other core applies the same registration. */
     rs_coord_broadcast_register(core->co, &m->u.reg, core->index);
-    rs_framed_send_u64(c, RS_MSG_REGISTER_ACK, m->hdr.request_id, (uint64_t)rc);
+    /* The ACK tells the worker how often to heartbeat: three beats per window. */
+    uint64_t beat_ms = core->co->rcfg.cluster.heartbeat_timeout_ms / 3;
+    rs_framed_send_u64(c, RS_MSG_REGISTER_ACK, m->hdr.request_id, beat_ms < 100 ? 100 : beat_ms);
 }
 
 static int rs_coord_on_frame(rs_conn *c, const rs_frame_msg *m, void *arg) {
