@@ -317,6 +317,11 @@ static ssize_t rs_coord_framed_on_data(rs_conn *c, const uint8_t *data, size_t l
     return rs_framed_on_data(c, data, len, &cfg);
 }
 
+static int rs_coord_framed_on_open(rs_conn *c) {
+    rs_conn_set_udata(c, NULL); /* the loop preset the listener's udata */
+    return 0;
+}
+
 static void rs_coord_framed_on_close(rs_conn *c, int err) {
     (void)err;
     free(rs_conn_udata(c));
@@ -324,6 +329,7 @@ static void rs_coord_framed_on_close(rs_conn *c, int err) {
 }
 
 const rs_conn_ops rs_coord_framed_ops = {
+    .on_open = rs_coord_framed_on_open,
     .on_data = rs_coord_framed_on_data,
     .on_close = rs_coord_framed_on_close,
 };

@@ -250,12 +250,15 @@ static void *rs_core_thread(void *arg) {
         core->cpu = b.pinned ? rs_cpuset_next(&st->entry->cpus, 0) : -1;
     }
     if (rs_core_init(core, core->co, core->index, &core->err) != 0) {
+        rs_core_fini(core);
         core->start_error = 1;
         atomic_store(&core->started, true);
         return NULL;
     }
     atomic_store(&core->started, true);
     if (rs_loop_run(core->loop) != 0) RS_ERROR("core %u: event loop failed", core->index);
+    /* io_uring is SINGLE_ISSUER: the loop must be torn down by its own thread. */
+    rs_core_fini(core);
     return NULL;
 }
 
@@ -445,7 +448,7 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
         atomic_store(&co->draining, true);
         atomic_store(&co->stop, true);
         for (uint32_t i = 0; i < started; i++) {
-            if (co->cores[i].loop && !co->cores[i].start_error) rs_loop_stop(co->cores[i].loop);
+            if (!co->cores[i].start_error) rs_loop_stop(co->cores[i].loop);
             pthread_join(co->cores[i].thread, NULL);
         }
         free(starts);
@@ -477,7 +480,6 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
     }
     atomic_store(&co->stop, true);
     for (uint32_t i = 0; i < co->n_cores; i++) pthread_join(co->cores[i].thread, NULL);
-    for (uint32_t i = 0; i < co->n_cores; i++) rs_core_fini(&co->cores[i]);
     free(starts);
     close(sfd);
     exit_code = 0;
