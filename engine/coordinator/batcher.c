@@ -20,11 +20,12 @@ typedef struct entry {
     uint64_t token;
     uint64_t enqueued_us;
     uint64_t deadline_us; /* UINT64_MAX: none */
-    rs_batch_key key;
+    rs_batcher_key key;
     uint32_t prev, next;      /* FIFO links (queued) or follower chain (next) */
     uint32_t fhead, ftail;    /* followers (leaders only) */
     uint32_t hnext;           /* key table chain */
     uint32_t leader;          /* followers: their leader */
+    uint32_t rows;
     uint8_t state;
     uint8_t has_key;
     uint8_t in_table;
@@ -44,7 +45,7 @@ struct rs_batcher {
     uint32_t free_top;
     uint32_t *table;
     uint32_t table_mask;
-    fifo q[RS_BATCH_MAX_PRIORITIES + 1]; /* index = level */
+    fifo q[RS_BATCHER_MAX_PRIORITIES + 1]; /* index = level */
     uint64_t min_deadline_us;            /* lower bound over waiting entries */
     rs_batcher_stats st;
 };
@@ -69,9 +70,9 @@ int rs_batcher_config_check(const rs_batcher_config *cfg, rs_err *err) {
                    cfg->max_batch_size);
         return -1;
     }
-    if (cfg->preferred_count > RS_BATCH_MAX_PREFERRED) {
+    if (cfg->preferred_count > RS_BATCHER_MAX_PREFERRED) {
         rs_err_set(err, "preferred_batch_sizes: %u sizes: at most %d", cfg->preferred_count,
-                   RS_BATCH_MAX_PREFERRED);
+                   RS_BATCHER_MAX_PREFERRED);
         return -1;
     }
     for (uint32_t i = 0; i < cfg->preferred_count; i++) {
@@ -90,9 +91,9 @@ int rs_batcher_config_check(const rs_batcher_config *cfg, rs_err *err) {
         rs_err_set(err, "max_inflight: %u: must be at most 16777216", cfg->max_inflight);
         return -1;
     }
-    if (cfg->priority_levels < 1 || cfg->priority_levels > RS_BATCH_MAX_PRIORITIES) {
+    if (cfg->priority_levels < 1 || cfg->priority_levels > RS_BATCHER_MAX_PRIORITIES) {
         rs_err_set(err, "priority_levels: %u: must be 1..%d", cfg->priority_levels,
-                   RS_BATCH_MAX_PRIORITIES);
+                   RS_BATCHER_MAX_PRIORITIES);
         return -1;
     }
     if (cfg->default_priority < 1 || cfg->default_priority > cfg->priority_levels) {
@@ -103,13 +104,14 @@ int rs_batcher_config_check(const rs_batcher_config *cfg, rs_err *err) {
     return 0;
 }
 
-const char *rs_batch_status_name(rs_batch_status st) {
+const char *rs_batcher_status_name(rs_batcher_status st) {
     switch (st) {
-    case RS_BATCH_QUEUED: return "queued";
-    case RS_BATCH_COALESCED: return "coalesced";
-    case RS_BATCH_OVERLOADED: return "overloaded";
-    case RS_BATCH_BAD_PRIORITY: return "bad priority";
-    case RS_BATCH_EXPIRED: return "expired";
+    case RS_BATCHER_QUEUED: return "queued";
+    case RS_BATCHER_COALESCED: return "coalesced";
+    case RS_BATCHER_OVERLOADED: return "overloaded";
+    case RS_BATCHER_BAD_PRIORITY: return "bad priority";
+    case RS_BATCHER_EXPIRED: return "expired";
+    case RS_BATCHER_TOO_LARGE: return "too large";
     }
     return "unknown";
 }
@@ -141,7 +143,7 @@ rs_batcher *rs_batcher_create(const rs_batcher_config *cfg, rs_err *err) {
     for (uint32_t i = 0; i < tsize; i++) b->table[i] = NIL;
     for (uint32_t i = 0; i < b->cap; i++) b->free_stack[i] = b->cap - 1 - i;
     b->free_top = b->cap;
-    for (uint32_t l = 0; l <= RS_BATCH_MAX_PRIORITIES; l++) b->q[l].head = b->q[l].tail = NIL;
+    for (uint32_t l = 0; l <= RS_BATCHER_MAX_PRIORITIES; l++) b->q[l].head = b->q[l].tail = NIL;
     b->min_deadline_us = UINT64_MAX;
     return b;
 }
@@ -201,11 +203,11 @@ static void fifo_replace(rs_batcher *b, fifo *f, uint32_t i, uint32_t j) {
     x->prev = x->next = NIL;
 }
 
-static uint32_t key_bucket(const rs_batcher *b, const rs_batch_key *k) {
+static uint32_t key_bucket(const rs_batcher *b, const rs_batcher_key *k) {
     return (uint32_t)((k->lo ^ (k->hi * 0x9e3779b97f4a7c15ull)) >> 17) & b->table_mask;
 }
 
-static uint32_t table_find(const rs_batcher *b, const rs_batch_key *k) {
+static uint32_t table_find(const rs_batcher *b, const rs_batcher_key *k) {
     for (uint32_t i = b->table[key_bucket(b, k)]; i != NIL; i = b->e[i].hnext)
         if (b->e[i].key.lo == k->lo && b->e[i].key.hi == k->hi) return i;
     return NIL;
@@ -241,19 +243,21 @@ static void follower_append(rs_batcher *b, uint32_t leader, uint32_t f) {
 
 /* ---- submit --------------------------------------------------------------- */
 
-rs_batch_status rs_batcher_submit(rs_batcher *b, uint64_t now_us, const rs_batcher_request *req) {
+rs_batcher_status rs_batcher_submit(rs_batcher *b, uint64_t now_us, const rs_batcher_request *req) {
     uint32_t level = req->priority ? req->priority : b->cfg.default_priority;
-    if (level > b->cfg.priority_levels) return RS_BATCH_BAD_PRIORITY;
+    if (level > b->cfg.priority_levels) return RS_BATCHER_BAD_PRIORITY;
+    uint32_t rows = req->rows ? req->rows : 1;
+    if (rows > b->cfg.max_batch_size) return RS_BATCHER_TOO_LARGE;
     uint64_t deadline = req->deadline_us;
     if (deadline == 0)
         deadline = b->cfg.default_timeout_us ? now_us + b->cfg.default_timeout_us : UINT64_MAX;
     if (deadline <= now_us) {
         b->st.expired++;
-        return RS_BATCH_EXPIRED;
+        return RS_BATCHER_EXPIRED;
     }
     if (b->st.queued + b->st.followers >= b->cfg.max_queue_size) {
         b->st.overloaded++;
-        return RS_BATCH_OVERLOADED;
+        return RS_BATCHER_OVERLOADED;
     }
     uint32_t leader = req->has_key ? table_find(b, &req->key) : NIL;
     uint32_t i = entry_alloc(b);
@@ -264,6 +268,7 @@ rs_batch_status rs_batcher_submit(rs_batcher *b, uint64_t now_us, const rs_batch
     x->has_key = req->has_key;
     x->key = req->key;
     x->priority = (uint8_t)level;
+    x->rows = rows;
     if (deadline < b->min_deadline_us) b->min_deadline_us = deadline;
     b->st.submitted++;
     if (leader != NIL) {
@@ -271,13 +276,14 @@ rs_batch_status rs_batcher_submit(rs_batcher *b, uint64_t now_us, const rs_batch
         follower_append(b, leader, i);
         b->st.followers++;
         b->st.coalesced++;
-        return RS_BATCH_COALESCED;
+        return RS_BATCHER_COALESCED;
     }
     x->state = E_QUEUED;
     fifo_push(b, &b->q[level], i);
     if (x->has_key) table_insert(b, i);
     b->st.queued++;
-    return RS_BATCH_QUEUED;
+    b->st.queued_rows += rows;
+    return RS_BATCHER_QUEUED;
 }
 
 /* ---- expiry --------------------------------------------------------------- */
@@ -303,6 +309,7 @@ static void leader_expire(rs_batcher *b, uint32_t i) {
     fifo *f = &b->q[x->priority];
     table_remove(b, i);
     uint32_t n = x->fhead;
+    b->st.queued_rows -= x->rows;
     if (n == NIL) {
         fifo_remove(b, f, i);
         b->st.queued--;
@@ -319,9 +326,10 @@ static void leader_expire(rs_batcher *b, uint32_t i) {
     fifo_replace(b, f, i, n);
     if (y->has_key) table_insert(b, n);
     b->st.followers--;
+    b->st.queued_rows += y->rows;
 }
 
-static void expire(rs_batcher *b, uint64_t now_us, rs_batch_token_fn fn, void *arg) {
+static void expire(rs_batcher *b, uint64_t now_us, rs_batcher_token_fn fn, void *arg) {
     if (now_us < b->min_deadline_us) return;
     uint64_t next_min = UINT64_MAX;
     /* Followers first, so that a promoted follower is never already expired. */
@@ -362,10 +370,10 @@ static uint64_t oldest_enqueued(const rs_batcher *b) {
     return oldest;
 }
 
-/* Batch size due now, or 0. */
-static uint32_t due_size(const rs_batcher *b, uint64_t now_us) {
-    uint32_t q = b->st.queued;
-    if (q == 0) return 0;
+/* Target rows of the batch due now, or 0. */
+static uint32_t due_rows(const rs_batcher *b, uint64_t now_us) {
+    uint32_t q = b->st.queued_rows;
+    if (b->st.queued == 0) return 0;
     if (!b->cfg.batchable) return 1;
     uint32_t max = b->cfg.max_batch_size;
     if (q >= max) return max;
@@ -380,34 +388,43 @@ static uint32_t due_size(const rs_batcher *b, uint64_t now_us) {
     return best ? best : q;
 }
 
-uint32_t rs_batcher_poll(rs_batcher *b, uint64_t now_us, rs_batch_token_fn on_expired, void *arg,
-                         rs_batch_item *items) {
+uint32_t rs_batcher_poll(rs_batcher *b, uint64_t now_us, rs_batcher_token_fn on_expired, void *arg,
+                         rs_batcher_item *items, uint32_t *rows_out) {
     RS_ASSERT(on_expired != NULL);
     expire(b, now_us, on_expired, arg);
+    if (rows_out) *rows_out = 0;
     uint32_t room = b->cfg.max_inflight - b->st.inflight;
-    uint32_t n = due_size(b, now_us);
-    if (n > room) n = room;
-    if (n == 0) return 0;
-    uint32_t got = 0;
-    for (uint32_t l = 1; l <= b->cfg.priority_levels && got < n; l++) {
-        while (got < n && b->q[l].head != NIL) {
+    uint32_t target = due_rows(b, now_us);
+    if (target == 0 || room == 0) return 0;
+    uint32_t got = 0, rows = 0;
+    bool full = false;
+    for (uint32_t l = 1; l <= b->cfg.priority_levels && !full; l++) {
+        while (b->q[l].head != NIL) {
             uint32_t i = b->q[l].head;
-            fifo_remove(b, &b->q[l], i);
             entry *x = &b->e[i];
+            /* in order: stop at the first request that does not fit */
+            if (got == room || (got > 0 && rows + x->rows > target)) {
+                full = true;
+                break;
+            }
+            fifo_remove(b, &b->q[l], i);
             x->state = E_INFLIGHT;
-            items[got++] = (rs_batch_item){.token = x->token, .ticket = i,
+            items[got++] = (rs_batcher_item){.token = x->token, .ticket = i, .rows = x->rows,
                                            .priority = x->priority, .enqueued_us = x->enqueued_us};
+            rows += x->rows;
         }
     }
-    RS_ASSERT(got == n);
-    b->st.queued -= n;
-    b->st.inflight += n;
+    RS_ASSERT(got > 0 && rows <= b->cfg.max_batch_size);
+    b->st.queued -= got;
+    b->st.queued_rows -= rows;
+    b->st.inflight += got;
     b->st.batches++;
-    b->st.dispatched += n;
-    return n;
+    b->st.dispatched += got;
+    if (rows_out) *rows_out = rows;
+    return got;
 }
 
-uint32_t rs_batcher_complete(rs_batcher *b, uint32_t ticket, rs_batch_token_fn fn, void *arg) {
+uint32_t rs_batcher_complete(rs_batcher *b, uint32_t ticket, rs_batcher_token_fn fn, void *arg) {
     RS_ASSERT(ticket < b->cap && b->e[ticket].state == E_INFLIGHT);
     entry *x = &b->e[ticket];
     table_remove(b, ticket);
@@ -429,7 +446,7 @@ uint32_t rs_batcher_complete(rs_batcher *b, uint32_t ticket, rs_batch_token_fn f
 uint64_t rs_batcher_next_event_us(const rs_batcher *b, uint64_t now_us) {
     uint64_t next = UINT64_MAX;
     if (b->st.queued > 0 && b->st.inflight < b->cfg.max_inflight) {
-        if (due_size(b, now_us) > 0) return now_us;
+        if (due_rows(b, now_us) > 0) return now_us;
         uint64_t oldest = oldest_enqueued(b);
         next = oldest + b->cfg.max_queue_delay_us;
     }
@@ -437,7 +454,7 @@ uint64_t rs_batcher_next_event_us(const rs_batcher *b, uint64_t now_us) {
     return next;
 }
 
-uint32_t rs_batcher_drain(rs_batcher *b, rs_batch_token_fn fn, void *arg) {
+uint32_t rs_batcher_drain(rs_batcher *b, rs_batcher_token_fn fn, void *arg) {
     uint32_t count = 0;
     for (uint32_t l = 1; l <= b->cfg.priority_levels; l++) {
         while (b->q[l].head != NIL) {
@@ -455,6 +472,7 @@ uint32_t rs_batcher_drain(rs_batcher *b, rs_batch_token_fn fn, void *arg) {
                 count++;
                 f = next;
             }
+            b->st.queued_rows -= x->rows;
             entry_free(b, i);
             b->st.queued--;
         }

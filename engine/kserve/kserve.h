@@ -90,6 +90,21 @@ int rs_kserve_parse_infer(const uint8_t *body, size_t len, size_t json_len,
 int rs_kserve_header_length(const char *value, size_t value_len, uint64_t body_len,
                             size_t *json_len, rs_err *err);
 
+/* Checks request tensors (from JSON or the framed protocol) against a model
+ * of the registry: every input known and present once, datatype equal,
+ * rank equal and every fixed dim equal (-1 matches any), one batch size
+ * (dims[0]) across inputs, 1..max_batch_size rows. Returns 0 and *rows, or
+ * -1 with a sentence, e.g.
+ *   "input 'pixels': datatype FP64 but model 'digits' expects FP32"
+ *   "input 'pixels': shape [2,63] does not match model 'digits' shape [-1,64]"
+ *   "input 'pixels' is missing (model 'digits' needs it)"
+ *   "model 'digits' has no input 'foo'"
+ *   "inputs disagree on the batch size: 'a' has 2 rows, 'b' has 3"
+ *   "input 'pixels': batch of 200 rows is over model 'digits' max_batch_size 128" */
+struct rs_model;
+int rs_kserve_validate(const rs_tensor_list *inputs, const struct rs_model *model, uint32_t *rows,
+                       rs_err *err);
+
 /* Once per process, before any thread renders: json-c prints doubles with
  * "%.9g" (FP32 precision, shorter bodies); FP64 outputs keep 17 digits. */
 void rs_kserve_global_init(void);

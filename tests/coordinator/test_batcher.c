@@ -27,7 +27,7 @@ static rs_batcher *make(rs_batcher_config *cfg) {
     return b;
 }
 
-static rs_batch_status submit(rs_batcher *b, uint64_t now, uint64_t token) {
+static rs_batcher_status submit(rs_batcher *b, uint64_t now, uint64_t token) {
     rs_batcher_request r = {.token = token};
     return rs_batcher_submit(b, now, &r);
 }
@@ -67,17 +67,17 @@ static void test_flush_by_size(void **state) {
     cfg.max_batch_size = 4;
     cfg.max_queue_delay_us = 1000;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[4];
+    rs_batcher_item items[4];
     tokens exp = {0};
-    for (uint64_t i = 1; i <= 3; i++) assert_int_equal(submit(b, 100, i), RS_BATCH_QUEUED);
-    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items), 0);
-    assert_int_equal(submit(b, 101, 4), RS_BATCH_QUEUED);
-    assert_int_equal(submit(b, 101, 5), RS_BATCH_QUEUED);
+    for (uint64_t i = 1; i <= 3; i++) assert_int_equal(submit(b, 100, i), RS_BATCHER_QUEUED);
+    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items, NULL), 0);
+    assert_int_equal(submit(b, 101, 4), RS_BATCHER_QUEUED);
+    assert_int_equal(submit(b, 101, 5), RS_BATCHER_QUEUED);
     assert_int_equal(rs_batcher_next_event_us(b, 101), 101); /* due now */
-    assert_int_equal(rs_batcher_poll(b, 101, collect, &exp, items), 4);
+    assert_int_equal(rs_batcher_poll(b, 101, collect, &exp, items, NULL), 4);
     for (uint32_t i = 0; i < 4; i++) assert_int_equal(items[i].token, i + 1);
     /* The fifth waits for its own delay. */
-    assert_int_equal(rs_batcher_poll(b, 101, collect, &exp, items), 0);
+    assert_int_equal(rs_batcher_poll(b, 101, collect, &exp, items, NULL), 0);
     rs_batcher_stats st;
     rs_batcher_stats_get(b, &st);
     assert_int_equal(st.queued, 1);
@@ -94,15 +94,15 @@ static void test_flush_by_delay_from_first_arrival(void **state) {
     cfg.max_batch_size = 8;
     cfg.max_queue_delay_us = 500;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[8];
+    rs_batcher_item items[8];
     tokens exp = {0};
     assert_int_equal(rs_batcher_next_event_us(b, 0), UINT64_MAX);
     submit(b, 1000, 1);
     assert_int_equal(rs_batcher_next_event_us(b, 1000), 1500);
     submit(b, 1400, 2); /* a later arrival does not restart the timer */
     assert_int_equal(rs_batcher_next_event_us(b, 1400), 1500);
-    assert_int_equal(rs_batcher_poll(b, 1499, collect, &exp, items), 0);
-    assert_int_equal(rs_batcher_poll(b, 1500, collect, &exp, items), 2);
+    assert_int_equal(rs_batcher_poll(b, 1499, collect, &exp, items, NULL), 0);
+    assert_int_equal(rs_batcher_poll(b, 1500, collect, &exp, items, NULL), 2);
     assert_int_equal(items[0].token, 1);
     assert_int_equal(items[0].enqueued_us, 1000);
     assert_int_equal(items[1].token, 2);
@@ -120,18 +120,18 @@ static void test_preferred_sizes(void **state) {
     cfg.preferred_batch_sizes[0] = 4;
     cfg.preferred_batch_sizes[1] = 8;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[16];
+    rs_batcher_item items[16];
     tokens exp = {0};
     /* 7 queued, delay passed: the largest preferred size that fits (4). */
     for (uint64_t i = 1; i <= 7; i++) submit(b, 0, i);
-    assert_int_equal(rs_batcher_poll(b, 50, collect, &exp, items), 0);
-    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items), 4);
+    assert_int_equal(rs_batcher_poll(b, 50, collect, &exp, items, NULL), 0);
+    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items, NULL), 4);
     /* The 3 left are past their delay too: no preferred size fits, send them. */
-    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items), 3);
+    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items, NULL), 3);
     assert_int_equal(items[0].token, 5);
     /* Reaching the largest preferred size flushes at once, before the delay. */
     for (uint64_t i = 10; i < 18; i++) submit(b, 200, i);
-    assert_int_equal(rs_batcher_poll(b, 200, collect, &exp, items), 8);
+    assert_int_equal(rs_batcher_poll(b, 200, collect, &exp, items, NULL), 8);
     assert_int_equal(items[7].token, 17);
     rs_batcher_destroy(b);
 }
@@ -144,22 +144,22 @@ static void test_queue_full_overloaded(void **state) {
     cfg.max_queue_size = 3;
     cfg.max_inflight = 2;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[2];
+    rs_batcher_item items[2];
     tokens exp = {0};
-    for (uint64_t i = 1; i <= 3; i++) assert_int_equal(submit(b, 0, i), RS_BATCH_QUEUED);
-    assert_int_equal(submit(b, 0, 4), RS_BATCH_OVERLOADED);
+    for (uint64_t i = 1; i <= 3; i++) assert_int_equal(submit(b, 0, i), RS_BATCHER_QUEUED);
+    assert_int_equal(submit(b, 0, 4), RS_BATCHER_OVERLOADED);
     /* Dispatching frees queue room; in-flight room is bounded separately. */
-    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items), 2);
-    assert_int_equal(submit(b, 0, 5), RS_BATCH_QUEUED);
-    assert_int_equal(submit(b, 0, 6), RS_BATCH_QUEUED);
-    assert_int_equal(submit(b, 0, 7), RS_BATCH_OVERLOADED);
+    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items, NULL), 2);
+    assert_int_equal(submit(b, 0, 5), RS_BATCHER_QUEUED);
+    assert_int_equal(submit(b, 0, 6), RS_BATCHER_QUEUED);
+    assert_int_equal(submit(b, 0, 7), RS_BATCHER_OVERLOADED);
     /* Nothing more dispatches while 2 are in flight, even when due. */
-    assert_int_equal(rs_batcher_poll(b, 10000, collect, &exp, items), 0);
+    assert_int_equal(rs_batcher_poll(b, 10000, collect, &exp, items, NULL), 0);
     assert_int_equal(rs_batcher_next_event_us(b, 10000), UINT64_MAX);
     tokens done = {0};
     assert_int_equal(rs_batcher_complete(b, items[0].ticket, collect, &done), 1);
     assert_int_equal(done.t[0], 1);
-    assert_int_equal(rs_batcher_poll(b, 10000, collect, &exp, items), 1);
+    assert_int_equal(rs_batcher_poll(b, 10000, collect, &exp, items, NULL), 1);
     assert_int_equal(items[0].token, 3);
     rs_batcher_stats st;
     rs_batcher_stats_get(b, &st);
@@ -181,25 +181,25 @@ static void test_deadlines(void **state) {
     cfg.max_queue_delay_us = 1000;
     cfg.default_timeout_us = 300;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[4];
+    rs_batcher_item items[4];
     tokens exp = {0};
     rs_batcher_request r = {.token = 1, .deadline_us = 200};
-    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_QUEUED);
-    assert_int_equal(submit(b, 0, 2), RS_BATCH_QUEUED); /* default: 300 */
+    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCHER_QUEUED);
+    assert_int_equal(submit(b, 0, 2), RS_BATCHER_QUEUED); /* default: 300 */
     r = (rs_batcher_request){.token = 3, .deadline_us = 5000};
-    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_QUEUED);
+    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCHER_QUEUED);
     r = (rs_batcher_request){.token = 4, .deadline_us = 10};
-    assert_int_equal(rs_batcher_submit(b, 10, &r), RS_BATCH_EXPIRED);
+    assert_int_equal(rs_batcher_submit(b, 10, &r), RS_BATCHER_EXPIRED);
     assert_int_equal(rs_batcher_next_event_us(b, 0), 200);
-    assert_int_equal(rs_batcher_poll(b, 200, collect, &exp, items), 0);
+    assert_int_equal(rs_batcher_poll(b, 200, collect, &exp, items, NULL), 0);
     assert_int_equal(exp.n, 1);
     assert_int_equal(exp.t[0], 1);
     assert_int_equal(rs_batcher_next_event_us(b, 200), 300);
-    assert_int_equal(rs_batcher_poll(b, 300, collect, &exp, items), 0);
+    assert_int_equal(rs_batcher_poll(b, 300, collect, &exp, items, NULL), 0);
     assert_int_equal(exp.n, 2);
     assert_int_equal(exp.t[1], 2);
     /* The survivor is dispatched by the delay; the expired ones never are. */
-    assert_int_equal(rs_batcher_poll(b, 1000, collect, &exp, items), 1);
+    assert_int_equal(rs_batcher_poll(b, 1000, collect, &exp, items, NULL), 1);
     assert_int_equal(items[0].token, 3);
     rs_batcher_stats st;
     rs_batcher_stats_get(b, &st);
@@ -216,22 +216,22 @@ static void test_priorities(void **state) {
     cfg.priority_levels = 3;
     cfg.default_priority = 2;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[3];
+    rs_batcher_item items[3];
     tokens exp = {0};
     uint32_t prio[] = {3, 0, 3, 1, 0, 1};
     for (uint64_t i = 0; i < 6; i++) {
         rs_batcher_request r = {.token = i + 1, .priority = prio[i]};
-        assert_int_equal(rs_batcher_submit(b, i, &r), RS_BATCH_QUEUED);
+        assert_int_equal(rs_batcher_submit(b, i, &r), RS_BATCHER_QUEUED);
     }
     rs_batcher_request bad = {.token = 99, .priority = 4};
-    assert_int_equal(rs_batcher_submit(b, 6, &bad), RS_BATCH_BAD_PRIORITY);
-    assert_int_equal(rs_batcher_poll(b, 6, collect, &exp, items), 3);
+    assert_int_equal(rs_batcher_submit(b, 6, &bad), RS_BATCHER_BAD_PRIORITY);
+    assert_int_equal(rs_batcher_poll(b, 6, collect, &exp, items, NULL), 3);
     /* level 1 (tokens 4, 6) first, then the default level 2 (token 2). */
     assert_int_equal(items[0].token, 4);
     assert_int_equal(items[1].token, 6);
     assert_int_equal(items[2].token, 2);
     assert_int_equal(items[2].priority, 2);
-    assert_int_equal(rs_batcher_poll(b, 6, collect, &exp, items), 3);
+    assert_int_equal(rs_batcher_poll(b, 6, collect, &exp, items, NULL), 3);
     assert_int_equal(items[0].token, 5);
     assert_int_equal(items[1].token, 1);
     assert_int_equal(items[2].token, 3);
@@ -246,20 +246,20 @@ static void test_coalescing(void **state) {
     cfg.max_queue_delay_us = 100;
     cfg.max_queue_size = 8;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[4];
+    rs_batcher_item items[4];
     tokens exp = {0};
     rs_batcher_request r = {.token = 1, .has_key = true, .key = {7, 8}};
-    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_QUEUED);
+    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCHER_QUEUED);
     r.token = 2;
-    assert_int_equal(rs_batcher_submit(b, 10, &r), RS_BATCH_COALESCED);
+    assert_int_equal(rs_batcher_submit(b, 10, &r), RS_BATCHER_COALESCED);
     rs_batcher_request other = {.token = 3, .has_key = true, .key = {7, 9}};
-    assert_int_equal(rs_batcher_submit(b, 10, &other), RS_BATCH_QUEUED);
-    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items), 2); /* one computation for 1+2 */
+    assert_int_equal(rs_batcher_submit(b, 10, &other), RS_BATCHER_QUEUED);
+    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items, NULL), 2); /* one computation for 1+2 */
     assert_int_equal(items[0].token, 1);
     assert_int_equal(items[1].token, 3);
     /* A request identical to one in flight joins it too. */
     r.token = 4;
-    assert_int_equal(rs_batcher_submit(b, 150, &r), RS_BATCH_COALESCED);
+    assert_int_equal(rs_batcher_submit(b, 150, &r), RS_BATCHER_COALESCED);
     tokens done = {0};
     assert_int_equal(rs_batcher_complete(b, items[0].ticket, collect, &done), 3);
     assert_int_equal(done.t[0], 1);
@@ -267,7 +267,7 @@ static void test_coalescing(void **state) {
     assert_int_equal(done.t[2], 4);
     /* After completion the key is free: the next one computes again. */
     r.token = 5;
-    assert_int_equal(rs_batcher_submit(b, 200, &r), RS_BATCH_QUEUED);
+    assert_int_equal(rs_batcher_submit(b, 200, &r), RS_BATCHER_QUEUED);
     rs_batcher_stats st;
     rs_batcher_stats_get(b, &st);
     assert_int_equal(st.coalesced, 2);
@@ -282,29 +282,66 @@ static void test_coalesced_deadlines(void **state) {
     cfg.max_batch_size = 4;
     cfg.max_queue_delay_us = 1000;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[4];
+    rs_batcher_item items[4];
     tokens exp = {0};
     rs_batcher_request r = {.token = 1, .has_key = true, .key = {1, 1}, .deadline_us = 100};
     rs_batcher_submit(b, 0, &r);
     r = (rs_batcher_request){.token = 2, .has_key = true, .key = {1, 1}, .deadline_us = 50};
-    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_COALESCED);
+    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCHER_COALESCED);
     r = (rs_batcher_request){.token = 3, .has_key = true, .key = {1, 1}, .deadline_us = 5000};
-    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCH_COALESCED);
+    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCHER_COALESCED);
     /* The follower with the nearest deadline expires alone. */
-    assert_int_equal(rs_batcher_poll(b, 50, collect, &exp, items), 0);
+    assert_int_equal(rs_batcher_poll(b, 50, collect, &exp, items, NULL), 0);
     assert_int_equal(exp.n, 1);
     assert_int_equal(exp.t[0], 2);
     /* The leader expires; its surviving follower takes its place. */
-    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items), 0);
+    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items, NULL), 0);
     assert_int_equal(exp.n, 2);
     assert_int_equal(exp.t[1], 1);
     r = (rs_batcher_request){.token = 4, .has_key = true, .key = {1, 1}};
-    assert_int_equal(rs_batcher_submit(b, 200, &r), RS_BATCH_COALESCED);
-    assert_int_equal(rs_batcher_poll(b, 1000, collect, &exp, items), 1);
+    assert_int_equal(rs_batcher_submit(b, 200, &r), RS_BATCHER_COALESCED);
+    assert_int_equal(rs_batcher_poll(b, 1000, collect, &exp, items, NULL), 1);
     assert_int_equal(items[0].token, 3);
     tokens done = {0};
     assert_int_equal(rs_batcher_complete(b, items[0].ticket, collect, &done), 2);
     assert_int_equal(done.t[1], 4);
+    rs_batcher_destroy(b);
+}
+
+static void test_rows(void **state) {
+    (void)state;
+    rs_batcher_config cfg;
+    rs_batcher_config_default(&cfg);
+    cfg.max_batch_size = 16;
+    cfg.max_queue_delay_us = 100;
+    cfg.preferred_count = 1;
+    cfg.preferred_batch_sizes[0] = 8;
+    rs_batcher *b = make(&cfg);
+    rs_batcher_item items[16];
+    tokens exp = {0};
+    uint32_t rows = 0;
+    rs_batcher_request r = {.token = 1, .rows = 17};
+    assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCHER_TOO_LARGE);
+    uint32_t sizes[] = {3, 4, 6, 2};
+    for (uint32_t i = 0; i < 4; i++) {
+        r = (rs_batcher_request){.token = i + 1, .rows = sizes[i]};
+        assert_int_equal(rs_batcher_submit(b, 0, &r), RS_BATCHER_QUEUED);
+    }
+    /* 15 rows >= preferred 8: flush at once; 3+4 fit, 6 more would not. */
+    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items, &rows), 2);
+    assert_int_equal(rows, 7);
+    assert_int_equal(items[1].rows, 4);
+    /* 6+2 = 8 rows queued: the preferred size again. */
+    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items, &rows), 2);
+    assert_int_equal(rows, 8);
+    /* A lone request larger than the target still goes, whole, by the delay. */
+    r = (rs_batcher_request){.token = 9, .rows = 12};
+    rs_batcher_submit(b, 10, &r);
+    assert_int_equal(rs_batcher_poll(b, 10, collect, &exp, items, &rows), 1);
+    assert_int_equal(rows, 12);
+    rs_batcher_stats st;
+    rs_batcher_stats_get(b, &st);
+    assert_int_equal(st.queued_rows, 0);
     rs_batcher_destroy(b);
 }
 
@@ -316,15 +353,15 @@ static void test_not_batchable(void **state) {
     cfg.batchable = false;
     cfg.max_queue_delay_us = 100000;
     rs_batcher *b = make(&cfg);
-    rs_batch_item items[1];
+    rs_batcher_item items[1];
     tokens exp = {0};
     submit(b, 0, 1);
     submit(b, 0, 2);
-    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items), 1);
+    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items, NULL), 1);
     assert_int_equal(items[0].token, 1);
-    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items), 1);
+    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items, NULL), 1);
     assert_int_equal(items[0].token, 2);
-    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items), 0);
+    assert_int_equal(rs_batcher_poll(b, 0, collect, &exp, items, NULL), 0);
     rs_batcher_destroy(b);
 }
 
@@ -339,6 +376,7 @@ int main(void) {
         cmocka_unit_test(test_priorities),
         cmocka_unit_test(test_coalescing),
         cmocka_unit_test(test_coalesced_deadlines),
+        cmocka_unit_test(test_rows),
         cmocka_unit_test(test_not_batchable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

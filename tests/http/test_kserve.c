@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "engine/kserve/kserve.h"
+#include "engine/model_registry/registry.h"
 
 static uint8_t arena_mem[1 << 16];
 
@@ -323,6 +324,65 @@ static void test_small_bodies(void **state) {
     assert_string_equal(tiny, "{\"ready");
 }
 
+static void expect_invalid(const rs_model *m, const char *json, const char *msg) {
+    rs_kserve_request req;
+    rs_err err;
+    if (parse(json, &req, &err) != 0) fail_msg("parse: %s", err.msg);
+    uint32_t rows = 0;
+    assert_int_equal(rs_kserve_validate(&req.inputs, m, &rows, &err), -1);
+    assert_string_equal(err.msg, msg);
+}
+
+static void test_validate_against_model(void **state) {
+    (void)state;
+    static rs_model m;
+    memset(&m, 0, sizeof(m));
+    strcpy(m.name, "digits");
+    m.max_batch_size = 8;
+    m.input_count = 2;
+    strcpy(m.inputs[0].name, "pixels");
+    m.inputs[0].dtype = RS_DT_FP32;
+    m.inputs[0].rank = 2;
+    m.inputs[0].dims[0] = -1;
+    m.inputs[0].dims[1] = 4;
+    strcpy(m.inputs[1].name, "mask");
+    m.inputs[1].dtype = RS_DT_BOOL;
+    m.inputs[1].rank = 1;
+    m.inputs[1].dims[0] = -1;
+    rs_kserve_request req;
+    rs_err err;
+    assert_int_equal(parse("{\"inputs\":[{\"name\":\"pixels\",\"shape\":[2,4],\"datatype\":\"FP32\","
+                           "\"data\":[1,2,3,4,5,6,7,8]},{\"name\":\"mask\",\"shape\":[2],"
+                           "\"datatype\":\"BOOL\",\"data\":[true,false]}]}", &req, &err), 0);
+    uint32_t rows = 0;
+    assert_int_equal(rs_kserve_validate(&req.inputs, &m, &rows, &err), 0);
+    assert_int_equal(rows, 2);
+    const char *mask1 = ",{\"name\":\"mask\",\"shape\":[1],\"datatype\":\"BOOL\",\"data\":[true]}]}";
+    char json[512];
+    snprintf(json, sizeof(json), "{\"inputs\":[{\"name\":\"pixels\",\"shape\":[1,4],\"datatype\":\"FP64\","
+             "\"data\":[1,2,3,4]}%s", mask1);
+    expect_invalid(&m, json, "input 'pixels': datatype FP64 but model 'digits' expects FP32");
+    snprintf(json, sizeof(json), "{\"inputs\":[{\"name\":\"pixels\",\"shape\":[1,3],\"datatype\":\"FP32\","
+             "\"data\":[1,2,3]}%s", mask1);
+    expect_invalid(&m, json, "input 'pixels': shape [1,3] does not match model 'digits' shape [-1,4]");
+    expect_invalid(&m, "{\"inputs\":[{\"name\":\"mask\",\"shape\":[1],\"datatype\":\"BOOL\",\"data\":[true]}]}",
+                   "input 'pixels' is missing (model 'digits' needs it)");
+    snprintf(json, sizeof(json), "{\"inputs\":[{\"name\":\"foo\",\"shape\":[1],\"datatype\":\"BOOL\","
+             "\"data\":[true]}%s", mask1);
+    expect_invalid(&m, json, "model 'digits' has no input 'foo'");
+    snprintf(json, sizeof(json), "{\"inputs\":[{\"name\":\"pixels\",\"shape\":[2,4],\"datatype\":\"FP32\","
+             "\"data\":[1,2,3,4,5,6,7,8]}%s", mask1);
+    expect_invalid(&m, json, "inputs disagree on the batch size: 'pixels' has 2 rows, 'mask' has 1");
+    m.max_batch_size = 1;
+    snprintf(json, sizeof(json), "{\"inputs\":[{\"name\":\"pixels\",\"shape\":[2,4],\"datatype\":\"FP32\","
+             "\"data\":[1,2,3,4,5,6,7,8]},{\"name\":\"mask\",\"shape\":[2],\"datatype\":\"BOOL\","
+             "\"data\":[true,true]}]}");
+    expect_invalid(&m, json, "input 'mask': batch of 2 rows is over model 'digits' max_batch_size 1");
+    snprintf(json, sizeof(json), "{\"inputs\":[{\"name\":\"pixels\",\"shape\":[0,4],\"datatype\":\"FP32\","
+             "\"data\":[]},{\"name\":\"mask\",\"shape\":[0],\"datatype\":\"BOOL\",\"data\":[]}]}");
+    expect_invalid(&m, json, "input 'mask': batch of 0 rows (at least 1 is needed)");
+}
+
 int main(void) {
     rs_kserve_global_init();
     const struct CMUnitTest tests[] = {
@@ -334,6 +394,7 @@ int main(void) {
         cmocka_unit_test(test_binary_round_trip),
         cmocka_unit_test(test_render_json_values),
         cmocka_unit_test(test_small_bodies),
+        cmocka_unit_test(test_validate_against_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
