@@ -175,6 +175,7 @@ struct rs_coord {
     rs_coord_config cfg;
     rs_router_config rcfg;
     rs_kv_config kvcfg;
+    rs_loop_config loopcfg;
     bool cache_enabled;
     rs_registry *registry;
     rs_kv *kv;

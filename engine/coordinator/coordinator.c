@@ -21,6 +21,7 @@
 #include "engine/common/log.h"
 #include "engine/common/opts.h"
 #include "engine/coordinator/coord.h"
+#include "io/loop_config.h"
 #include "topo/bind.h"
 #include "topo/plan.h"
 #include "topo/topo.h"
@@ -54,13 +55,14 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
     core->co = co;
     core->index = index;
     core->http_listener = core->framed_listener = -1;
-    rs_loop_config lc;
-    rs_loop_config_default(&lc);
-    lc.backend = (rs_io_backend)rs_opts.io_backend;
-    lc.conn_read_max_bytes = cfg->max_frame_bytes + RS_FRAME_HEADER_BYTES > cfg->max_body_bytes + 65536
-                                 ? cfg->max_frame_bytes + RS_FRAME_HEADER_BYTES
-                                 : cfg->max_body_bytes + 65536;
-    lc.max_timers = cfg->max_inflight_batches + co->n_models + 16;
+    rs_loop_config lc = co->loopcfg;
+    if (rs_opts.io_backend != RS_IO_AUTO) lc.backend = (rs_io_backend)rs_opts.io_backend;
+    /* A whole frame or HTTP body must fit the connection's assembly buffer. */
+    uint64_t need = cfg->max_frame_bytes + RS_FRAME_HEADER_BYTES;
+    if (need < cfg->max_body_bytes + 65536) need = cfg->max_body_bytes + 65536;
+    if (lc.conn_read_max_bytes < need) lc.conn_read_max_bytes = need;
+    uint32_t timers = cfg->max_inflight_batches + co->n_models + 16;
+    if (lc.max_timers < timers) lc.max_timers = timers;
     core->loop = rs_loop_create(&lc, err);
     if (!core->loop) return -1;
     rs_loop_set_udata(core->loop, core);
@@ -152,7 +154,7 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
     rs_http_config hc;
     rs_http_config_default(&hc);
     hc.max_body_bytes = cfg->max_body_bytes;
-    hc.max_conns = 4096;
+    hc.max_conns = lc.max_conns;
     core->http = rs_http_server_create(&hc, co->http_router, err);
     if (!core->http) return -1;
     rs_http_server_set_user(core->http, core);
@@ -344,6 +346,8 @@ static int rs_coord_load(rs_coord *co, const char *file, const rs_coord_override
     if (rs_router_config_parse(&root, &co->rcfg, err) != 0) goto out;
     for (uint32_t i = 0; ov && i < ov->n_workers; i++)
         if (rs_cluster_add_worker_arg(&co->rcfg.cluster, ov->workers[i], err) != 0) goto out;
+    rs_cfg_node ionode = rs_cfg_get(&root, "io");
+    if (rs_loop_config_parse(&ionode, &co->loopcfg, err) != 0) goto out;
     rs_cfg_node cache = rs_cfg_get(&root, "cache");
     co->cache_enabled = rs_cfg_present(&cache);
     if (rs_kv_config_parse(&cache, &co->kvcfg, err) != 0) goto out;

@@ -17,6 +17,7 @@
 #include "engine/common/clock.h"
 #include "engine/coordinator/coord.h"
 #include "engine/coordinator/supervisor.h"
+#include "io/loop_config.h"
 
 static int parse_server(const char *yaml, rs_coord_config *out, rs_err *err) {
     rs_cfg *cfg = rs_cfg_load_string(yaml, "c.yaml", err);
@@ -65,6 +66,36 @@ static void test_server_errors(void **state) {
     assert_non_null(strstr(err.msg, "telemetry.trace: 'loud': expected one of off|on|sampled"));
     assert_int_equal(parse_server("server: {priority_levels: 17}\n", &c, &err), -1);
     assert_non_null(strstr(err.msg, "server.priority_levels"));
+}
+
+static int parse_io(const char *yaml, rs_loop_config *out, rs_err *err) {
+    rs_cfg *cfg = rs_cfg_load_string(yaml, "io.yaml", err);
+    assert_non_null(cfg);
+    rs_cfg_node root = rs_cfg_root(cfg);
+    rs_cfg_node io = rs_cfg_get(&root, "io");
+    int rc = rs_loop_config_parse(&io, out, err);
+    rs_cfg_free(cfg);
+    return rc;
+}
+
+static void test_io_section(void **state) {
+    (void)state;
+    rs_loop_config lc;
+    rs_err err = {{0}};
+    assert_int_equal(parse_io("{}", &lc, &err), 0);
+    assert_int_equal(lc.backend, RS_IO_AUTO);
+    assert_int_equal(parse_io("io: {backend: epoll, max_conns: 64, recv_buf_count: 128}\n", &lc, &err), 0);
+    assert_int_equal(lc.backend, RS_IO_EPOLL);
+    assert_int_equal(lc.max_conns, 64);
+    assert_int_equal(lc.recv_buf_count, 128);
+    assert_int_equal(parse_io("io: {backend: kqueue}\n", &lc, &err), -1);
+    assert_non_null(strstr(err.msg, "io.backend: 'kqueue': expected one of auto|uring|epoll"));
+    assert_int_equal(parse_io("io: {recv_buf_count: 100}\n", &lc, &err), -1);
+    assert_non_null(strstr(err.msg, "io.recv_buf_count: '100': must be a power of two"));
+    assert_int_equal(parse_io("io: {max_conns: 0}\n", &lc, &err), -1);
+    assert_non_null(strstr(err.msg, "io.max_conns"));
+    assert_int_equal(parse_io("io: {ring_size: 8}\n", &lc, &err), -1);
+    assert_non_null(strstr(err.msg, "io.ring_size: unknown field"));
 }
 
 static int parse_workers(const char *yaml, rs_workers_config *out, rs_err *err) {
@@ -205,6 +236,7 @@ int main(void) {
         cmocka_unit_test(test_server_defaults_and_values),
         cmocka_unit_test(test_server_errors),
         cmocka_unit_test(test_workers_config),
+        cmocka_unit_test(test_io_section),
         cmocka_unit_test(test_async_table),
         cmocka_unit_test(test_supervisor_restarts_and_reports_crash_loop),
         cmocka_unit_test(test_supervisor_stop_terminates_workers),
