@@ -117,7 +117,7 @@ typedef struct rs_flight {
     uint32_t n_tried;
     rs_timer timeout;
     rs_core *core;
-    rs_batch_item *items; /* capacity: the largest max_batch_size */
+    rs_batcher_item *items; /* capacity: the largest max_batch_size */
 } rs_flight;
 
 /* The core's connection to one worker slot of its router. */
@@ -154,7 +154,7 @@ struct rs_core {
     uint32_t pending;
     uint8_t *arenas;         /* max_pending * request_arena_bytes, MAP_NORESERVE */
     rs_flight *flights;      /* cfg.max_inflight_batches */
-    rs_batch_item *flight_items;
+    rs_batcher_item *flight_items;
     uint32_t flight_cursor;
     rs_wconn *wconns;        /* router capacity */
     uint32_t n_wconns;
@@ -164,7 +164,7 @@ struct rs_core {
     size_t scratch_bytes;
     uint8_t *scratch2;
     size_t scratch2_bytes;
-    rs_batch_item *poll_items;
+    rs_batcher_item *poll_items;
     atomic_bool started;
     int start_error;
     rs_err err;
@@ -225,7 +225,7 @@ rs_req_outcome rs_outcome_for_status(rs_status st);
 void rs_core_record(rs_core *core, rs_req *r, rs_req_outcome oc);
 
 /* coord_dispatch.c */
-void rs_dispatch_batch(rs_core *core, uint32_t model_index, const rs_batch_item *items,
+void rs_dispatch_batch(rs_core *core, uint32_t model_index, const rs_batcher_item *items,
                        uint32_t n);
 void rs_dispatch_on_worker_event(void *ctx, rs_worker_ref ref, rs_worker_event ev);
 void rs_dispatch_health(rs_loop *loop, rs_timer *t, void *arg);

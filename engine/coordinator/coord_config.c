@@ -93,7 +93,7 @@ int rs_coord_config_parse(const rs_cfg_node *root, rs_coord_config *out, rs_err 
         if (rs_cfg_u64(&s, "max_async_result_bytes", false, 256 * 1024, 1024, 1ull << 28,
                        &out->max_async_result_bytes, err))
             return -1;
-        if (rs_cfg_u64(&s, "priority_levels", false, 4, 1, RS_BATCH_MAX_PRIORITIES, &v, err))
+        if (rs_cfg_u64(&s, "priority_levels", false, 4, 1, RS_BATCHER_MAX_PRIORITIES, &v, err))
             return -1;
         out->priority_levels = (uint32_t)v;
         if (rs_cfg_u64(&s, "retry_after_s", false, 1, 1, 3600, &v, err)) return -1;

@@ -168,7 +168,7 @@ static void rs_flight_send(rs_core *core, rs_flight *f) {
     rs_loop_timer_arm(core->loop, &f->timeout, core->co->cfg.worker_timeout_ms * 1000);
 }
 
-void rs_dispatch_batch(rs_core *core, uint32_t mi, const rs_batch_item *items, uint32_t n) {
+void rs_dispatch_batch(rs_core *core, uint32_t mi, const rs_batcher_item *items, uint32_t n) {
     rs_coord *co = core->co;
     rs_flight *f = NULL;
     for (uint32_t k = 0; k < co->cfg.max_inflight_batches; k++) {

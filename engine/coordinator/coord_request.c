@@ -300,7 +300,8 @@ static void rs_core_poll_model(rs_core *core, uint32_t mi) {
     cm->dirty = false;
     for (;;) {
         uint64_t now_us = rs_now_us();
-        uint32_t n = rs_batcher_poll(cm->batcher, now_us, rs_on_expired, core, core->poll_items);
+        uint32_t rows = 0;
+        uint32_t n = rs_batcher_poll(cm->batcher, now_us, rs_on_expired, core, core->poll_items, &rows);
         if (n == 0) break;
         rs_dispatch_batch(core, mi, core->poll_items, n);
     }
@@ -374,6 +375,7 @@ void rs_req_submit(rs_core *core, rs_req *r) {
     }
     r->t_cached_ns = rs_now_ns();
     rs_batcher_request br = {.token = rs_req_token(r),
+                             .rows = r->kreq.inputs.count ? (uint32_t)r->kreq.inputs.t[0].dims[0] : 1,
                            .priority = r->kreq.params.has_priority ? r->kreq.params.priority : 0,
                            .deadline_us = 0,
                            .has_key = !r->no_cache,
@@ -383,22 +385,26 @@ void rs_req_submit(rs_core *core, rs_req *r) {
         br.deadline_us = now_us + r->kreq.params.timeout_us;
     r->t_queued_ns = rs_now_ns();
     rs_core_model *cm = &core->models[r->model_index];
-    rs_batch_status bs = rs_batcher_submit(cm->batcher, now_us, &br);
+    rs_batcher_status bs = rs_batcher_submit(cm->batcher, now_us, &br);
     switch (bs) {
-    case RS_BATCH_QUEUED:
-    case RS_BATCH_COALESCED:
+    case RS_BATCHER_QUEUED:
+    case RS_BATCHER_COALESCED:
         cm->dirty = true;
         return;
-    case RS_BATCH_OVERLOADED:
+    case RS_BATCHER_OVERLOADED:
         rs_req_fail(core, r, RS_E_OVERLOADED, "model '%s' is overloaded: its queue is full (max_queue_size %u)",
                     m->name, m->batching.max_queue_size);
         return;
-    case RS_BATCH_BAD_PRIORITY:
+    case RS_BATCHER_BAD_PRIORITY:
         rs_req_fail(core, r, RS_E_INVALID_INPUT, "priority %u is out of range 0..%u", br.priority,
                     co->cfg.priority_levels);
         return;
-    case RS_BATCH_EXPIRED:
+    case RS_BATCHER_EXPIRED:
         rs_req_fail(core, r, RS_E_DEADLINE, "deadline exceeded before the request was queued");
+        return;
+    case RS_BATCHER_TOO_LARGE:
+        rs_req_fail(core, r, RS_E_INVALID_INPUT, "a batch of %u rows exceeds max_batch_size %u of model '%s'",
+                    br.rows, m->max_batch_size, m->name);
         return;
     }
     rs_req_fail(core, r, RS_E_INTERNAL, "batcher returned %d", (int)bs);

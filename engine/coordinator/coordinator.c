@@ -91,8 +91,8 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
     core->scratch2 = rs_reserve(core->scratch2_bytes);
     /* batches in flight */
     core->flights = calloc(cfg->max_inflight_batches, sizeof(rs_flight));
-    core->flight_items = calloc((size_t)cfg->max_inflight_batches * co->max_batch, sizeof(rs_batch_item));
-    core->poll_items = calloc(co->max_batch, sizeof(rs_batch_item));
+    core->flight_items = calloc((size_t)cfg->max_inflight_batches * co->max_batch, sizeof(rs_batcher_item));
+    core->poll_items = calloc(co->max_batch, sizeof(rs_batcher_item));
     if (!core->scratch || !core->scratch2 || !core->flights || !core->flight_items || !core->poll_items) {
         rs_err_set(err, "core %u: out of memory for buffers", index);
         return -1;
@@ -135,8 +135,8 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
         bc.batchable = m->batchable;
         bc.max_batch_size = m->batchable ? m->max_batch_size : 1;
         bc.max_queue_delay_us = m->batching.max_queue_delay_us;
-        bc.preferred_count = m->batching.preferred_count < RS_BATCH_MAX_PREFERRED ? m->batching.preferred_count
-                                                                                   : RS_BATCH_MAX_PREFERRED;
+        bc.preferred_count = m->batching.preferred_count < RS_BATCHER_MAX_PREFERRED ? m->batching.preferred_count
+                                                                                   : RS_BATCHER_MAX_PREFERRED;
         for (uint32_t k = 0; k < bc.preferred_count; k++)
             bc.preferred_batch_sizes[k] = m->batching.preferred_batch_sizes[k];
         bc.max_queue_size = m->batching.max_queue_size ? m->batching.max_queue_size : 1024;
