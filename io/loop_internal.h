@@ -87,6 +87,7 @@ typedef struct rs_listener {
     bool used;
     bool closing;
     bool armed;
+    bool cancel_pending; /* backend: a cancel is outstanding */
     uint32_t inflight;
     const rs_conn_ops *ops;
     void *udata;
@@ -100,6 +101,7 @@ typedef struct rs_watch {
     bool used;     /* slot taken (until its last completion) */
     bool active;   /* watched (false once unwatched) */
     bool armed;
+    bool cancel_pending; /* backend: a removal is outstanding */
     uint32_t inflight;
 } rs_watch;
 

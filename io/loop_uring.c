@@ -39,6 +39,11 @@ enum {
     RS_UD_CANCEL,
 };
 
+/* What a RS_UD_CANCEL completion was cancelling (bits 32..55). A cancel can
+ * answer -EALREADY while a multishot request is mid-completion and the request
+ * then keeps going; the owner re-issues the cancel on its next completion. */
+enum { RS_CX_MISC = 0, RS_CX_WATCH, RS_CX_RECV, RS_CX_LISTENER, RS_CX_CONN };
+
 #define RS_UR_BGID 0
 #define RS_UR_BATCH 256
 
@@ -251,10 +256,17 @@ static void rs_ur_fini(rs_loop *loop) {
 
 /* ---- operations --------------------------------------------------------- */
 
-static void rs_ur_cancel_fd(rs_uring *ur, int fd) {
+static void rs_ur_cancel_fd(rs_uring *ur, int fd, uint32_t kind, uint32_t idx) {
     struct io_uring_sqe *sqe = rs_ur_sqe(ur);
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, rs_ur_ud(RS_UD_CANCEL, 0, 0));
+    io_uring_sqe_set_data64(sqe, rs_ur_ud(RS_UD_CANCEL, kind, idx));
+    ur->misc_inflight++;
+}
+
+static void rs_ur_cancel_ud(rs_uring *ur, uint64_t target, uint32_t kind, uint32_t idx) {
+    struct io_uring_sqe *sqe = rs_ur_sqe(ur);
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, rs_ur_ud(RS_UD_CANCEL, kind, idx));
     ur->misc_inflight++;
 }
 
@@ -278,8 +290,12 @@ static void rs_ur_listener_done(rs_listener *l) {
 
 static void rs_ur_listener_close(rs_loop *loop, uint32_t lid) {
     rs_listener *l = &loop->listeners[lid];
-    if (l->inflight == 0) rs_ur_listener_done(l);
-    else rs_ur_cancel_fd(loop->be, l->fd);
+    if (l->inflight == 0) {
+        rs_ur_listener_done(l);
+    } else if (!l->cancel_pending) {
+        l->cancel_pending = true;
+        rs_ur_cancel_ud(loop->be, rs_ur_ud(RS_UD_ACCEPT, 0, lid), RS_CX_LISTENER, lid);
+    }
 }
 
 static void rs_ur_arm_recv(rs_loop *loop, rs_conn *c) {
@@ -300,10 +316,7 @@ static void rs_ur_conn_read_update(rs_loop *loop, rs_conn *c) {
         if (!c->recv_armed) rs_ur_arm_recv(loop, c);
         /* armed but being cancelled: re-armed when its last completion arrives */
     } else if (c->recv_armed && !c->recv_cancel) {
-        struct io_uring_sqe *sqe = rs_ur_sqe(ur);
-        io_uring_prep_cancel64(sqe, rs_ur_ud(RS_UD_RECV, c->gen, c->slot), 0);
-        io_uring_sqe_set_data64(sqe, rs_ur_ud(RS_UD_CANCEL, 0, 0));
-        ur->misc_inflight++;
+        rs_ur_cancel_ud(ur, rs_ur_ud(RS_UD_RECV, c->gen, c->slot), RS_CX_RECV, c->slot);
         c->recv_cancel = true;
     }
 }
@@ -340,7 +353,8 @@ static void rs_ur_conn_flush(rs_loop *loop, rs_conn *c) {
 }
 
 static void rs_ur_conn_cancel(rs_loop *loop, rs_conn *c) {
-    if (c->inflight > 0 && c->fd >= 0) rs_ur_cancel_fd(loop->be, c->fd);
+    if (c->inflight > 0 && c->fd >= 0) rs_ur_cancel_fd(loop->be, c->fd, RS_CX_CONN, c->slot);
+    if (c->recv_armed) c->recv_cancel = true; /* covered by the cancel above */
 }
 
 static int rs_ur_conn_connect(rs_loop *loop, rs_conn *c, rs_err *err) {
@@ -375,10 +389,9 @@ static void rs_ur_watch_disarm(rs_loop *loop, uint32_t wid) {
         w->used = false;
         return;
     }
-    struct io_uring_sqe *sqe = rs_ur_sqe(ur);
-    io_uring_prep_poll_remove(sqe, rs_ur_ud(RS_UD_POLL, 0, wid));
-    io_uring_sqe_set_data64(sqe, rs_ur_ud(RS_UD_CANCEL, 0, 0));
-    ur->misc_inflight++;
+    if (w->cancel_pending) return;
+    w->cancel_pending = true;
+    rs_ur_cancel_ud(ur, rs_ur_ud(RS_UD_POLL, 0, wid), RS_CX_WATCH, wid);
 }
 
 /* ---- completions -------------------------------------------------------- */
@@ -403,6 +416,10 @@ static void rs_ur_on_recv(rs_loop *loop, rs_uring *ur, rs_conn *c, int32_t res, 
         c->recv_cancel = false;
         if (res != 0 && rs__conn_want_read(c)) rs_ur_arm_recv(loop, c);
         rs__conn_check_finish(c);
+    } else if (!c->recv_cancel && !rs__conn_want_read(c)) {
+        /* still armed though unwanted (a cancel answered -EALREADY) */
+        rs_ur_cancel_ud(ur, rs_ur_ud(RS_UD_RECV, c->gen, c->slot), RS_CX_RECV, c->slot);
+        c->recv_cancel = true;
     }
 }
 
@@ -435,6 +452,8 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
             } else {
                 rs_ur_listener_arm(loop, idx);
             }
+        } else if (l->closing && !l->cancel_pending) {
+            rs_ur_listener_close(loop, idx);
         }
         break;
     }
@@ -485,6 +504,8 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
             w->armed = false;
             if (w->active) rs_ur_watch_arm(loop, idx);
             else if (w->inflight == 0) w->used = false;
+        } else if (!w->active && !w->cancel_pending) {
+            rs_ur_watch_disarm(loop, idx);
         }
         break;
     }
@@ -506,6 +527,10 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
         break;
     case RS_UD_CANCEL:
         ur->misc_inflight--;
+        if (hi == RS_CX_WATCH) loop->watches[idx].cancel_pending = false;
+        else if (hi == RS_CX_LISTENER) loop->listeners[idx].cancel_pending = false;
+        else if ((hi == RS_CX_RECV || hi == RS_CX_CONN) && loop->conns[idx].recv_armed)
+            loop->conns[idx].recv_cancel = false;
         break;
     default:
         RS_ASSERT(!"unknown completion type");

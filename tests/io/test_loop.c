@@ -14,7 +14,19 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/common/opts.h"
 #include "io/loop.h"
+#include "io/loop_internal.h"
 
 static rs_io_backend g_uring = RS_IO_URING;
 static rs_io_backend g_epoll = RS_IO_EPOLL;
@@ -111,11 +123,682 @@ static void test_echo_many(void **state) {
     free(cls);
 }
 
+
+/* ---- helpers: a raw blocking client socket -------------------------------- */
+
+static int raw_connect(uint16_t port, int rcvbuf) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static void raw_write_all(int fd, const void *p, size_t n) {
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        assert_true(w > 0);
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads what is there without blocking, appending to buf. */
+static size_t raw_read_some(int fd, uint8_t *buf, size_t cap) {
+    ssize_t r = recv(fd, buf, cap, MSG_DONTWAIT);
+    return r > 0 ? (size_t)r : 0;
+}
+
+static int count_fds(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+static uint16_t listen_on(rs_loop *loop, const rs_conn_ops *ops, void *udata) {
+    rs_err err;
+    int lid = rs_loop_listen(loop, "127.0.0.1", 0, false, ops, udata, &err);
+    if (lid < 0) fail_msg("listen: %s", err.msg);
+    return rs_loop_listen_port(loop, lid);
+}
+
+/* ---- a length-prefixed test protocol: u32 LE length + payload --------------- */
+
+typedef struct frame_srv {
+    rs_conn_id id;
+    uint64_t frames;
+    uint64_t calls;
+    bool pause_each; /* pause reading after every frame */
+    int close_err;
+    bool closed;
+    uint64_t max_queued;
+    uint64_t drains;
+} frame_srv;
+
+static frame_srv g_fs;
+
+static int fs_on_open(rs_conn *c) {
+    g_fs.id = rs_conn_get_id(c);
+    return 0;
+}
+static ssize_t fs_on_data(rs_conn *c, const uint8_t *data, size_t len) {
+    size_t off = 0;
+    g_fs.calls++;
+    while (len - off >= 4) {
+        uint32_t n;
+        memcpy(&n, data + off, 4);
+        if (len - off - 4 < n) break;
+        int rc = rs_conn_send(c, data + off, 4 + (size_t)n);
+        if (rc != 0) break; /* backpressure: leave the frame for later */
+        off += 4 + (size_t)n;
+        g_fs.frames++;
+        if (rs_conn_write_queued(c) > g_fs.max_queued) g_fs.max_queued = rs_conn_write_queued(c);
+        if (g_fs.pause_each) {
+            rs_conn_pause_read(c);
+            break;
+        }
+    }
+    return (ssize_t)off;
+}
+static void fs_on_drain(rs_conn *c) {
+    (void)c;
+    g_fs.drains++;
+}
+static void fs_on_close(rs_conn *c, int err) {
+    (void)c;
+    g_fs.closed = true;
+    g_fs.close_err = err;
+}
+static const rs_conn_ops frame_ops = {.on_open = fs_on_open, .on_data = fs_on_data,
+                                      .on_drain = fs_on_drain, .on_close = fs_on_close};
+
+static size_t make_frame(uint8_t *out, uint32_t n, uint8_t seed) {
+    memcpy(out, &n, 4);
+    for (uint32_t i = 0; i < n; i++) out[4 + i] = (uint8_t)(seed + i * 13);
+    return 4 + (size_t)n;
+}
+
+/* A frame larger than one receive buffer, split at every byte boundary:
+ * the server must see it whole exactly once per split, and answer it. */
+static void test_frame_split_every_byte(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.recv_buf_bytes = 512; /* the frame spans two receive buffers */
+    cfg.recv_buf_count = 64;
+    rs_loop *loop = new_loop(state, &cfg);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    int fd = raw_connect(port, 0);
+    uint8_t frame[4 + 700], back[sizeof(frame)];
+    size_t flen = make_frame(frame, 700, 3);
+    rs_loop_stats st;
+    for (size_t k = 1; k < flen; k++) {
+        rs_loop_get_stats(loop, &st);
+        uint64_t in0 = st.bytes_in;
+        raw_write_all(fd, frame, k);
+        RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st), st.bytes_in == in0 + k));
+        assert_int_equal(g_fs.frames, k - 1); /* not complete yet */
+        raw_write_all(fd, frame + k, flen - k);
+        size_t got = 0;
+        RUN_UNTIL(loop, (got += raw_read_some(fd, back + got, sizeof(back) - got)) == flen);
+        assert_memory_equal(back, frame, flen);
+        assert_int_equal(g_fs.frames, k);
+    }
+    close(fd);
+    RUN_UNTIL(loop, g_fs.closed);
+    assert_int_equal(g_fs.close_err, 0);
+    rs_loop_destroy(loop);
+}
+
+/* Many frames in one write: all answered, in order. */
+static void test_frame_pipelined(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    int fd = raw_connect(port, 0);
+    enum { N = 200 };
+    static uint8_t all[N * (4 + 600)], back[sizeof(all)];
+    size_t total = 0;
+    for (int i = 0; i < N; i++) total += make_frame(all + total, (uint32_t)(i * 3 % 600), (uint8_t)i);
+    raw_write_all(fd, all, total);
+    size_t got = 0;
+    RUN_UNTIL(loop, (got += raw_read_some(fd, back + got, sizeof(back) - got)) == total);
+    assert_memory_equal(back, all, total);
+    assert_int_equal(g_fs.frames, N);
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* pause_read with frames already buffered: resume delivers them without
+ * any new bytes from the peer. */
+static void test_pause_resume_buffered(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    memset(&g_fs, 0, sizeof(g_fs));
+    g_fs.pause_each = true;
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    int fd = raw_connect(port, 0);
+    uint8_t all[10 * 20];
+    size_t total = 0;
+    for (int i = 0; i < 10; i++) total += make_frame(all + total, 16, (uint8_t)i);
+    raw_write_all(fd, all, total);
+    RUN_UNTIL(loop, g_fs.frames == 1);
+    for (int i = 0; i < 5; i++) rs_loop_run_once(loop, 1);
+    assert_int_equal(g_fs.frames, 1); /* paused: nothing more delivered */
+    for (uint64_t f = 2; f <= 10; f++) {
+        rs_conn *c = rs_loop_conn(loop, g_fs.id);
+        assert_non_null(c);
+        rs_conn_resume_read(c);
+        RUN_UNTIL(loop, g_fs.frames == f);
+    }
+    uint8_t back[sizeof(all)];
+    size_t got = 0;
+    RUN_UNTIL(loop, (got += raw_read_some(fd, back + got, sizeof(back) - got)) == total);
+    assert_memory_equal(back, all, total);
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* A peer that sends but does not read: the server stops reading it once its
+ * write queue passes the limit, memory stays bounded, and everything is
+ * answered once the peer reads again. */
+static void test_slow_reader_bounded(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.conn_write_queue_max_bytes = 64 * 1024;
+    rs_loop *loop = new_loop(state, &cfg);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    int fd = raw_connect(port, 4096);
+    int small = 4096;
+    RUN_UNTIL(loop, g_fs.id != 0);
+    setsockopt(rs_conn_fd(rs_loop_conn(loop, g_fs.id)), SOL_SOCKET, SO_SNDBUF, &small,
+               sizeof(small));
+    uint8_t frame[4 + 4096];
+    size_t flen = make_frame(frame, 4096, 9);
+    uint64_t written = 0, got = 0;
+    rs_loop_stats st;
+    int stuck = 0;
+    /* write until the peer is paused and our own socket is full */
+    while (stuck < 50) {
+        assert_true(written < (64u << 20));
+        ssize_t w = send(fd, frame + written % flen, flen - written % flen, MSG_DONTWAIT);
+        if (w > 0) written += (uint64_t)w;
+        rs_loop_run_once(loop, 1);
+        rs_loop_get_stats(loop, &st);
+        rs_conn *c = rs_loop_conn(loop, g_fs.id);
+        assert_non_null(c);
+        assert_true(rs_conn_write_queued(c) <= 2 * cfg.conn_write_queue_max_bytes + flen);
+        if (w <= 0 && st.read_paused > 0) stuck++;
+    }
+    assert_true(st.read_paused >= 1);
+    assert_true(g_fs.max_queued <= 2 * cfg.conn_write_queue_max_bytes + flen);
+    /* finish the last partial frame, then read everything back */
+    while (written % flen) {
+        ssize_t w = send(fd, frame + written % flen, flen - written % flen, MSG_DONTWAIT);
+        if (w > 0) written += (uint64_t)w;
+        uint8_t sink[65536];
+        got += raw_read_some(fd, sink, sizeof(sink));
+        rs_loop_run_once(loop, 1);
+    }
+    static uint8_t sink[1 << 16];
+    int it = 0;
+    while (got < written && it++ < 200000) {
+        size_t n = raw_read_some(fd, sink, sizeof(sink));
+        got += n;
+        rs_loop_run_once(loop, n ? 0 : 1);
+    }
+    assert_int_equal(got, written);
+    assert_true(g_fs.drains >= 1);
+    assert_int_equal(g_fs.frames, written / flen);
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* Unconsumed bytes beyond conn_read_max_bytes close the connection. */
+static ssize_t hoard_on_data(rs_conn *c, const uint8_t *d, size_t n) {
+    (void)c, (void)d, (void)n;
+    return 0;
+}
+static const rs_conn_ops hoard_ops = {.on_open = fs_on_open, .on_data = hoard_on_data,
+                                      .on_close = fs_on_close};
+
+static void test_read_limit_closes(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.recv_buf_bytes = 1024;
+    cfg.conn_read_max_bytes = 4096;
+    rs_loop *loop = new_loop(state, &cfg);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &hoard_ops, NULL);
+    int fd = raw_connect(port, 0);
+    uint8_t junk[5000] = {0};
+    raw_write_all(fd, junk, sizeof(junk));
+    RUN_UNTIL(loop, g_fs.closed);
+    assert_int_equal(g_fs.close_err, -EMSGSIZE);
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* on_open may refuse; the peer sees the connection end. */
+static int refuse_on_open(rs_conn *c) {
+    (void)c;
+    return -1;
+}
+static const rs_conn_ops refuse_ops = {.on_open = refuse_on_open, .on_data = hoard_on_data};
+
+static void test_on_open_refuses(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    uint16_t port = listen_on(loop, &refuse_ops, NULL);
+    int fd = raw_connect(port, 0);
+    char b;
+    ssize_t r = 1;
+    RUN_UNTIL(loop, (r = recv(fd, &b, 1, MSG_DONTWAIT)) == 0 || (r < 0 && errno != EAGAIN));
+    rs_loop_stats st;
+    rs_loop_get_stats(loop, &st);
+    assert_int_equal(st.conns_accepted, 1);
+    RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st), st.conns_open == 0));
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* ---- idle timeout ---------------------------------------------------------- */
+
+static void test_idle_timeout(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.idle_timeout_ms = 30;
+    rs_loop *loop = new_loop(state, &cfg);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    int fd = raw_connect(port, 0);
+    RUN_UNTIL(loop, g_fs.closed);
+    assert_int_equal(g_fs.close_err, -ETIMEDOUT);
+    char b;
+    ssize_t r;
+    RUN_UNTIL(loop, (r = recv(fd, &b, 1, MSG_DONTWAIT)) == 0 || (r < 0 && errno != EAGAIN));
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+static int g_fired[8], g_nfired;
+static void timer_fn(rs_loop *loop, rs_timer *t, void *arg) {
+    (void)loop, (void)t;
+    g_fired[g_nfired++] = (int)(intptr_t)arg;
+}
+
+static void test_timers(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.max_timers = 3;
+    rs_loop *loop = new_loop(state, &cfg);
+    g_nfired = 0;
+    rs_timer t[4];
+    for (int i = 0; i < 4; i++) rs_timer_init(&t[i], timer_fn, (void *)(intptr_t)i);
+    assert_int_equal(rs_loop_timer_arm(loop, &t[0], 30000), 0);
+    assert_int_equal(rs_loop_timer_arm(loop, &t[1], 10000), 0);
+    assert_int_equal(rs_loop_timer_arm(loop, &t[2], 20000), 0);
+    assert_int_equal(rs_loop_timer_arm(loop, &t[3], 1000), -ENOSPC); /* max_timers */
+    assert_false(rs_timer_armed(&t[3]));
+    assert_int_equal(rs_loop_timer_arm(loop, &t[2], 5000), 0); /* re-arm moves it first */
+    rs_loop_timer_cancel(loop, &t[0]);
+    assert_false(rs_timer_armed(&t[0]));
+    assert_int_equal(rs_loop_timer_arm(loop, &t[3], 40000), 0); /* a slot came free */
+    RUN_UNTIL(loop, g_nfired == 3);
+    assert_int_equal(g_fired[0], 2);
+    assert_int_equal(g_fired[1], 1);
+    assert_int_equal(g_fired[2], 3);
+    for (int i = 0; i < 3; i++) rs_loop_run_once(loop, 1);
+    assert_int_equal(g_nfired, 3);
+    rs_loop_destroy(loop);
+}
+
+/* ---- cross-thread posts ------------------------------------------------------ */
+
+static atomic_int g_posted;
+static void post_fn(rs_loop *loop, void *arg) {
+    (void)loop;
+    assert_ptr_equal(arg, &g_posted);
+    atomic_fetch_add(&g_posted, 1);
+}
+
+typedef struct poster {
+    rs_loop *target;
+    rs_io_backend own_backend; /* AUTO: a plain thread; else it has its own loop */
+    int n;
+} poster;
+
+static void *poster_main(void *arg) {
+    poster *p = arg;
+    rs_loop *own = NULL;
+    if (p->own_backend != RS_IO_AUTO) {
+        rs_loop_config cfg;
+        rs_loop_config_default(&cfg);
+        cfg.backend = p->own_backend;
+        cfg.recv_buf_count = 8;
+        cfg.send_buf_count = 8;
+        cfg.read_asm_count = 1;
+        rs_err err;
+        own = rs_loop_create(&cfg, &err);
+        assert_non_null(own);
+    }
+    for (int i = 0; i < p->n; i++) {
+        while (rs_loop_post(p->target, post_fn, &g_posted) == -EAGAIN)
+            if (own) rs_loop_run_once(own, 0);
+            else sched_yield();
+        if (own && i % 64 == 0) rs_loop_run_once(own, 0);
+    }
+    if (own) rs_loop_destroy(own); /* reaps its MSG_RING completions */
+    return NULL;
+}
+
+static void test_post_threads(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.post_queue_capacity = 64; /* small: posters meet -EAGAIN and retry */
+    rs_loop *loop = new_loop(state, &cfg);
+    atomic_store(&g_posted, 0);
+    /* two plain threads (eventfd) and two loop threads (MSG_RING on uring) */
+    poster ps[4] = {{loop, RS_IO_AUTO, 2000}, {loop, RS_IO_AUTO, 2000},
+                    {loop, *(rs_io_backend *)*state, 2000}, {loop, *(rs_io_backend *)*state, 2000}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, poster_main, &ps[i]);
+    RUN_UNTIL(loop, atomic_load(&g_posted) == 8000);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    rs_loop_destroy(loop);
+}
+
+static void test_post_queue_full(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.post_queue_capacity = 4;
+    rs_loop *loop = new_loop(state, &cfg);
+    atomic_store(&g_posted, 0);
+    for (int i = 0; i < 4; i++) assert_int_equal(rs_loop_post(loop, post_fn, &g_posted), 0);
+    assert_int_equal(rs_loop_post(loop, post_fn, &g_posted), -EAGAIN);
+    RUN_UNTIL(loop, atomic_load(&g_posted) == 4);
+    assert_int_equal(rs_loop_post(loop, post_fn, &g_posted), 0);
+    RUN_UNTIL(loop, atomic_load(&g_posted) == 5);
+    rs_loop_destroy(loop);
+}
+
+static void *stopper_main(void *arg) {
+    rs_loop_stop(arg);
+    return NULL;
+}
+
+static void test_run_stop_from_thread(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, stopper_main, loop);
+    assert_int_equal(rs_loop_run(loop), 0); /* returns only once stopped */
+    pthread_join(th, NULL);
+    rs_loop_destroy(loop);
+}
+
+/* ---- watch_fd ---------------------------------------------------------------- */
+
+static int g_watch_hits;
+static void watch_fn(rs_loop *loop, int fd, uint32_t revents, void *arg) {
+    (void)loop, (void)arg;
+    assert_true(revents & POLLIN);
+    char b[16];
+    assert_true(read(fd, b, sizeof(b)) > 0);
+    g_watch_hits++;
+}
+
+static void test_watch_fd(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    g_watch_hits = 0;
+    assert_int_equal(rs_loop_watch_fd(loop, p[0], POLLIN, watch_fn, NULL), 0);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(write(p[1], "x", 1), 1);
+        RUN_UNTIL(loop, g_watch_hits == i);
+    }
+    rs_loop_unwatch_fd(loop, p[0]);
+    assert_int_equal(write(p[1], "y", 1), 1);
+    for (int i = 0; i < 5; i++) rs_loop_run_once(loop, 1);
+    assert_int_equal(g_watch_hits, 3);
+    rs_loop_destroy(loop);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* ---- outbound connect ------------------------------------------------------ */
+
+static void test_connect_refused(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    /* a port nobody listens on: bind, read the port, close */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    getsockname(s, (struct sockaddr *)&sa, &sl);
+    close(s);
+    client cl;
+    memset(&cl, 0, sizeof(cl));
+    g_done = 0;
+    rs_err err;
+    rs_conn *c = rs_loop_connect(loop, "127.0.0.1", ntohs(sa.sin_port), &client_ops, &cl, &err);
+    assert_non_null(c);
+    RUN_UNTIL(loop, cl.closed);
+    assert_int_equal(cl.connect_err, -ECONNREFUSED);
+    assert_int_equal(cl.close_err, -ECONNREFUSED);
+    /* a name that is not an address is refused up front with a message */
+    assert_null(rs_loop_connect(loop, "not an address!", 1, &client_ops, &cl, &err));
+    assert_non_null(strstr(err.msg, "not an address!"));
+    rs_loop_destroy(loop);
+}
+
+/* Sends beyond twice the queue limit are refused while a connect is pending;
+ * the conn id stops resolving after close. */
+static void test_send_limit_and_ids(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.conn_write_queue_max_bytes = 4096;
+    rs_loop *loop = new_loop(state, &cfg);
+    uint16_t port = listen_on(loop, &echo_ops, NULL);
+    client cl;
+    memset(&cl, 0, sizeof(cl));
+    rs_err err;
+    rs_conn *c = rs_loop_connect(loop, "127.0.0.1", port, &client_ops, &cl, &err);
+    assert_non_null(c);
+    rs_conn_id id = rs_conn_get_id(c);
+    assert_ptr_equal(rs_loop_conn(loop, id), c);
+    uint8_t blk[3000] = {0};
+    int rc = 0, sent = 0;
+    while ((rc = rs_conn_send(c, blk, sizeof(blk))) == 0) sent++;
+    assert_int_equal(rc, -ENOBUFS);
+    assert_int_equal(sent, 3); /* 9000 > 8192 after the third */
+    assert_true(rs_conn_write_queued(c) == 9000);
+    rs_conn_close(c);
+    assert_int_equal(rs_conn_send(c, blk, 1), -EPIPE);
+    RUN_UNTIL(loop, cl.closed);
+    assert_null(rs_loop_conn(loop, id));
+    assert_null(rs_loop_conn(loop, 0));
+    rs_loop_destroy(loop);
+}
+
+/* The loop-wide send slab runs out: the sender is paused, not grown, and
+ * resumes when chunks come back; every byte is still echoed. */
+static void test_send_pool_exhaustion(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.send_buf_bytes = 512;
+    cfg.send_buf_count = 8; /* 4 KiB for the whole loop */
+    cfg.conn_write_queue_max_bytes = 1 << 20;
+    rs_loop *loop = new_loop(state, &cfg);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    int fd = raw_connect(port, 0);
+    static uint8_t all[64 * (4 + 1000)], back[sizeof(all)];
+    size_t total = 0;
+    for (int i = 0; i < 64; i++) total += make_frame(all + total, 1000, (uint8_t)i);
+    raw_write_all(fd, all, total);
+    size_t got = 0;
+    RUN_UNTIL(loop, (got += raw_read_some(fd, back + got, sizeof(back) - got)) == total);
+    assert_memory_equal(back, all, total);
+    assert_int_equal(g_fs.frames, 64);
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* ---- shutdown with operations in flight --------------------------------------- */
+
+static int g_closed_cancel;
+static void cnt_on_close(rs_conn *c, int err) {
+    (void)c;
+    if (err == -ECANCELED) g_closed_cancel++;
+}
+static ssize_t blast_on_data(rs_conn *c, const uint8_t *d, size_t n) {
+    /* answer every byte with 64 bytes: the peer (not reading) fills our queue */
+    static uint8_t big[64 * 512];
+    (void)d;
+    rs_conn_send(c, big, n * 64 < sizeof(big) ? n * 64 : sizeof(big));
+    return (ssize_t)n;
+}
+static const rs_conn_ops blast_ops = {.on_data = blast_on_data, .on_close = cnt_on_close};
+static const rs_conn_ops quiet_client_ops = {.on_data = hoard_on_data, .on_close = cnt_on_close};
+
+static void noop_timer(rs_loop *loop, rs_timer *t, void *arg) {
+    (void)loop, (void)t, (void)arg;
+    fail_msg("timer fired after destroy started");
+}
+static void noop_watch(rs_loop *loop, int fd, uint32_t ev, void *arg) {
+    (void)loop, (void)fd, (void)ev, (void)arg;
+}
+
+static void test_shutdown_in_flight(void **state) {
+    int fds_before = count_fds();
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.send_zc_threshold_bytes = 4096; /* zero-copy sends in flight too (uring) */
+    rs_loop *loop = new_loop(state, &cfg);
+    g_closed_cancel = 0;
+    uint16_t port = listen_on(loop, &blast_ops, NULL);
+    rs_err err;
+    for (int i = 0; i < 20; i++)
+        assert_non_null(rs_loop_connect(loop, "127.0.0.1", port, &quiet_client_ops, NULL, &err));
+    int raw[4];
+    for (int i = 0; i < 4; i++) {
+        raw[i] = raw_connect(port, 4096);
+        raw_write_all(raw[i], "0123456789", 10);
+    }
+    rs_timer t;
+    rs_timer_init(&t, noop_timer, NULL);
+    assert_int_equal(rs_loop_timer_arm(loop, &t, 60u * 1000000u), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(rs_loop_watch_fd(loop, p[0], POLLIN, noop_watch, NULL), 0);
+    rs_loop_stats st;
+    RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st), st.conns_accepted == 24 && st.bytes_out > 0));
+    for (int i = 0; i < 3; i++) rs_loop_run_once(loop, 0);
+    /* 20 outbound + 24 accepted connections, queued sends, a timer, a watch */
+    rs_loop_destroy(loop);
+    assert_int_equal(g_closed_cancel, 44);
+    for (int i = 0; i < 4; i++) close(raw[i]);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(count_fds(), fds_before);
+}
+
+/* ---- backend choice ------------------------------------------------------------ */
+
+static void test_backend_decide(void **state) {
+    (void)state;
+    rs_io_backend out;
+    rs_err err;
+    assert_int_equal(rs_io_backend_decide(RS_IO_AUTO, 0, "", &out, &err), 0);
+    assert_int_equal(out, RS_IO_URING);
+    assert_int_equal(rs_io_backend_decide(RS_IO_AUTO, -EPERM, "seccomp", &out, &err), 0);
+    assert_int_equal(out, RS_IO_EPOLL);
+    assert_int_equal(rs_io_backend_decide(RS_IO_AUTO, -ENOSYS, "old", &out, &err), 0);
+    assert_int_equal(out, RS_IO_EPOLL);
+    assert_int_equal(rs_io_backend_decide(RS_IO_AUTO, -EOPNOTSUPP, "no MSG_RING", &out, &err), 0);
+    assert_int_equal(out, RS_IO_EPOLL);
+    /* ENOMEM is not "unavailable": refuse instead of silently degrading */
+    assert_int_equal(rs_io_backend_decide(RS_IO_AUTO, -ENOMEM, "memlock", &out, &err), -1);
+    assert_non_null(strstr(err.msg, "memlock"));
+    assert_int_equal(rs_io_backend_decide(RS_IO_URING, -EPERM, "seccomp", &out, &err), -1);
+    assert_non_null(strstr(err.msg, "unavailable: seccomp"));
+    assert_int_equal(rs_io_backend_decide(RS_IO_EPOLL, -EPERM, "x", &out, &err), 0);
+    assert_int_equal(out, RS_IO_EPOLL);
+    rs_io_backend b;
+    assert_int_equal(rs_io_backend_parse("io_uring", &b), 0);
+    assert_int_equal(b, RS_IO_URING);
+    assert_int_equal(rs_io_backend_parse("kqueue", &b), -1);
+    assert_string_equal(rs_io_backend_name(RS_IO_EPOLL), "epoll");
+}
+
+/* A loop created with AUTO follows the process-wide --io-backend. */
+static void test_auto_follows_opts(void **state) {
+    (void)state;
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.backend = RS_IO_AUTO;
+    rs_err err;
+    for (int b = RS_IO_URING; b <= RS_IO_EPOLL; b++) {
+        rs_opts.io_backend = b;
+        rs_loop *loop = rs_loop_create(&cfg, &err);
+        assert_non_null(loop);
+        assert_int_equal(rs_loop_backend(loop), b);
+        rs_loop_destroy(loop);
+    }
+    rs_opts.io_backend = RS_IO_AUTO;
+}
+
+static void test_config_check(void **state) {
+    (void)state;
+    rs_loop_config cfg;
+    rs_err err;
+    rs_loop_config_default(&cfg);
+    assert_int_equal(rs_loop_config_check(&cfg, &err), 0);
+    cfg.recv_buf_count = 300;
+    assert_int_equal(rs_loop_config_check(&cfg, &err), -1);
+    assert_non_null(strstr(err.msg, "recv_buf_count"));
+    assert_null(rs_loop_create(&cfg, &err));
+    rs_loop_config_default(&cfg);
+    cfg.conn_read_max_bytes = 100;
+    assert_int_equal(rs_loop_config_check(&cfg, &err), -1);
+    assert_non_null(strstr(err.msg, "conn_read_max_bytes"));
+}
+
 int main(void) {
 #define BOTH(fn)                                                                                   \
     {#fn "/uring", fn, NULL, NULL, &g_uring}, { #fn "/epoll", fn, NULL, NULL, &g_epoll }
     const struct CMUnitTest tests[] = {
         BOTH(test_echo_many),
+        BOTH(test_frame_split_every_byte),
+        BOTH(test_frame_pipelined),
+        BOTH(test_pause_resume_buffered),
+        BOTH(test_slow_reader_bounded),
+        BOTH(test_read_limit_closes),
+        BOTH(test_on_open_refuses),
+        BOTH(test_idle_timeout),
+        BOTH(test_timers),
+        BOTH(test_post_threads),
+        BOTH(test_post_queue_full),
+        BOTH(test_run_stop_from_thread),
+        BOTH(test_watch_fd),
+        BOTH(test_connect_refused),
+        BOTH(test_send_limit_and_ids),
+        BOTH(test_send_pool_exhaustion),
+        BOTH(test_shutdown_in_flight),
+        cmocka_unit_test(test_backend_decide),
+        cmocka_unit_test(test_auto_follows_opts),
+        cmocka_unit_test(test_config_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
