@@ -1,5 +1,5 @@
 /* cmd_worker.c — `ringserve worker`: parse the command line and the config
- * file (sections worker, models, topology, cluster), then run the worker. */
+ * file (sections worker, models, topology, io, cluster), then run the worker. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +117,7 @@ int rs_cmd_worker(int argc, char **argv) {
     rs_cfg_node csec = cfg ? rs_cfg_get(&root, "cluster") : none;
     rs_cfg_node msec = cfg ? rs_cfg_get(&root, "models") : none;
     rs_cfg_node tsec = cfg ? rs_cfg_get(&root, "topology") : none;
+    rs_cfg_node iosec = cfg ? rs_cfg_get(&root, "io") : none;
     rs_worker_config wc;
     static rs_registry_config rc;
     int code = 2;
@@ -152,7 +153,7 @@ int rs_cmd_worker(int argc, char **argv) {
         fprintf(stderr, "ringserve worker: --backend-dir: %s\n", err.msg);
         goto out;
     }
-    code = rs_worker_main(&wc, &rc, &tsec);
+    code = rs_worker_main(&wc, &rc, &tsec, &iosec);
 out:
     rs_backend_unload_plugins();
     rs_cfg_free(cfg);

@@ -15,6 +15,7 @@
 #include "engine/common/opts.h"
 #include "io/framed.h"
 #include "io/loop.h"
+#include "io/loop_config.h"
 #include "topo/bind.h"
 #include "topo/plan.h"
 #include "workers/worker_model.h"
@@ -569,7 +570,7 @@ static void worker_free(worker *w) {
 }
 
 int rs_worker_main(const rs_worker_config *cfg, const rs_registry_config *models_cfg,
-                   const rs_cfg_node *topo_section) {
+                   const rs_cfg_node *topo_section, const rs_cfg_node *io_section) {
     worker *w = calloc(1, sizeof(*w));
     if (!w) return 1;
     W = w;
@@ -621,16 +622,22 @@ int rs_worker_main(const rs_worker_config *cfg, const rs_registry_config *models
     }
 
     rs_loop_config lc;
-    rs_loop_config_default(&lc);
-    rs_io_backend backend;
-    if (rs_io_backend_resolve((rs_io_backend)rs_opts.io_backend, &backend, &err) != 0) {
+    if (rs_loop_config_parse(io_section, &lc, &err) != 0) {
+        fprintf(stderr, "ringserve worker: %s\n", err.msg);
+        rs_registry_destroy(reg);
+        worker_free(w);
+        return 2;
+    }
+    rs_io_backend backend; /* --io-backend wins over io.backend */
+    if (rs_opts.io_backend != RS_IO_AUTO) lc.backend = (rs_io_backend)rs_opts.io_backend;
+    if (rs_io_backend_resolve(lc.backend, &backend, &err) != 0) {
         fprintf(stderr, "ringserve worker: %s\n", err.msg);
         rs_registry_destroy(reg);
         worker_free(w);
         return 2;
     }
     lc.backend = backend;
-    lc.max_conns = w->cfg.max_conns + 8;
+    if (lc.max_conns < w->cfg.max_conns + 8) lc.max_conns = w->cfg.max_conns + 8;
     /* every job slot can be posting back at once */
     uint32_t slots = 0;
     for (size_t i = 0; i < rs_registry_count(reg); i++)

@@ -71,9 +71,9 @@ int rs_worker_config_parse(const rs_cfg_node *worker, const rs_cfg_node *cluster
                            rs_worker_config *out, rs_err *err);
 
 /* Runs a worker until SIGTERM/SIGINT. models_cfg: the registry config (the
- * load list already narrowed by --model); topo_section: `topology:` (may be
- * absent). Returns the exit code. */
+ * load list already narrowed by --model); topo_section, io_section:
+ * `topology:` and `io:` (either may be absent). Returns the exit code. */
 int rs_worker_main(const rs_worker_config *cfg, const rs_registry_config *models_cfg,
-                   const rs_cfg_node *topo_section);
+                   const rs_cfg_node *topo_section, const rs_cfg_node *io_section);
 
 #endif
