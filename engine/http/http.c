@@ -91,6 +91,7 @@ struct rs_http_server {
     uint8_t *map;
     size_t map_bytes;
     size_t buf_cap;
+    bool draining;
     rs_http_server_stats st;
 };
 
@@ -525,6 +526,7 @@ int rs_http_respond(rs_http_server *s, rs_http_handle h, const rs_http_response 
     rs_http_conn *c;
     if (!handle_live(s, h, &c)) return -ENOENT;
     slot *sl = slot_of(c, h.seq);
+    if (resp->close || s->draining) sl->close_after = 1;
     uint64_t body_len = 0;
     for (int i = 0; i < resp->body_iovcnt; i++) body_len += resp->body[i].iov_len;
     char head[HDR_LINE_BYTES];
@@ -532,7 +534,6 @@ int rs_http_respond(rs_http_server *s, rs_http_handle h, const rs_http_response 
     if (head_len >= sizeof(head)) head_len = sizeof(head) - 1; /* extra headers were cut */
     bool send_body = !sl->head_only;
     s->st.responses++;
-    if (resp->close) sl->close_after = 1;
 
     if (h.seq == c->head_seq) {
         int body_n = send_body ? resp->body_iovcnt : 0;
@@ -714,6 +715,14 @@ static void fail_conn(rs_http_conn *c, int status, const char *msg) {
     c->final_pending = true;
     c->closing = true;
     send_final_if_due(c);
+}
+
+void rs_http_server_drain(rs_http_server *s) {
+    s->draining = true;
+    for (uint32_t i = 0; i < s->cfg.max_conns; i++) {
+        rs_http_conn *c = &s->conns[i];
+        if (c->open && !c->in_feed && c->head_seq == c->next_seq) conn_close(c);
+    }
 }
 
 ssize_t rs_http_conn_feed(rs_http_conn *c, const uint8_t *data, size_t len) {

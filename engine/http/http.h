@@ -160,6 +160,11 @@ void rs_http_server_destroy(rs_http_server *s);
 void rs_http_server_set_user(rs_http_server *s, void *user);
 void *rs_http_server_user(const rs_http_server *s);
 
+/* Shutdown: from now on every response says "Connection: close" and its
+ * connection closes after it; connections with nothing pending (idle
+ * keep-alive) are closed now. Requests already pending are still answered. */
+void rs_http_server_drain(rs_http_server *s);
+
 typedef struct rs_http_server_stats {
     uint64_t conns_open;
     uint64_t requests;

@@ -462,6 +462,23 @@ static void test_expect_continue(void **state) {
     fx_free(fx);
 }
 
+static void test_drain(void **state) {
+    (void)state;
+    fixture *fx = fx_new(NULL);
+    fake_io idle = {0};
+    rs_http_conn *ic = rs_http_conn_open(fx->server, &fake_transport, &idle);
+    feed(fx, "POST /v2/models/m/infer HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    rs_http_server_drain(fx->server);
+    assert_int_equal(idle.closes, 1);    /* idle keep-alive: closed now */
+    assert_int_equal(fx->io.closes, 0);  /* a request is pending: answered first */
+    rs_http_respond_json(fx->server, later.h[0], 200, "{}", 2);
+    assert_string_equal(fx->io.out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                    "Content-Length: 2\r\nConnection: close\r\n\r\n{}");
+    assert_int_equal(fx->io.closes, 1);
+    rs_http_conn_closed(ic);
+    fx_free(fx);
+}
+
 static void test_config_and_escape(void **state) {
     (void)state;
     rs_http_config cfg;
@@ -493,6 +510,7 @@ int main(void) {
         cmocka_unit_test(test_hold_bound),
         cmocka_unit_test(test_conn_slots_and_send_failure),
         cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_drain),
         cmocka_unit_test(test_config_and_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
