@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,31 @@ static rs_plan *build_plan(worker *w, const rs_model *extra, int *extra_index, r
 }
 
 static void job_done(rs_loop *loop, rs_wjob *job);
+
+/* Pins the loop thread to the plan's io core and the stage processes to
+ * its pre-processing cores (compute threads pin themselves). */
+static void apply_plan(worker *w) {
+    int idx;
+    rs_err err = {0};
+    rs_plan *plan = build_plan(w, NULL, &idx, &err);
+    if (!plan) return;
+    const rs_plan_entry *io = rs_plan_find(plan, RS_PLAN_IO, NULL, 0);
+    if (io) {
+        rs_topo_binding b;
+        rs_plan_apply_entry(NULL, io, &b);
+    }
+    cpu_set_t pre;
+    CPU_ZERO(&pre);
+    int n = 0;
+    for (int e = 0; e < plan->entry_count; e++) {
+        if (plan->entries[e].role != RS_PLAN_PREPROCESS) continue;
+        for (int c = rs_cpuset_next(&plan->entries[e].cpus, 0); c >= 0 && c < CPU_SETSIZE;
+             c = rs_cpuset_next(&plan->entries[e].cpus, c + 1), n++)
+            CPU_SET(c, &pre);
+    }
+    if (w->pool && n > 0) rs_stage_pool_set_cpus(w->pool, &pre);
+    free(plan);
+}
 
 static int load_model(worker *w, const rs_model *m, bool strict, rs_err *err) {
     if (w->n_models == WORKER_MAX_MODELS) {
@@ -661,6 +687,7 @@ int rs_worker_main(const rs_worker_config *cfg, const rs_registry_config *models
         }
     }
     rs_registry_destroy(reg);
+    apply_plan(w);
 
     served_cfg = (rs_framed_cfg){.on_frame = on_frame, .arg = w};
     coord_cfg = (rs_framed_cfg){.on_frame = on_coord_frame, .arg = w};

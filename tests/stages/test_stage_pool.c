@@ -2,12 +2,14 @@
  * The same pipelines run inline and in the pool give identical bytes; a
  * compile error comes back verbatim; a stage error comes back with its
  * status; a killed or hung process fails its batch with RS_E_BACKEND and is
- * respawned (pipelines reloaded) on next use; an oversize batch is refused.
+ * respawned (pipelines reloaded, pinning kept) on next use; an oversize
+ * batch is refused.
  * Needs RINGSERVE_BIN (set by tests/meson.build); argv[1]: stage data dir. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +192,14 @@ static void test_crash_and_hang(void **state) {
     char why[256];
     assert_int_equal(run_softmax(pl, id, 0, why), 0);
 
+    /* pinned: the process runs on CPU 0 only, also after a respawn */
+    cpu_set_t one, got;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    rs_stage_pool_set_cpus(pl, &one);
+    assert_int_equal(sched_getaffinity(rs_stage_pool_pid(pl, 0), sizeof(got), &got), 0);
+    assert_true(CPU_EQUAL(&one, &got));
+
     /* killed: the next batch fails with BACKEND, the one after respawns */
     int pid = rs_stage_pool_pid(pl, 0);
     assert_true(pid > 0);
@@ -200,6 +210,13 @@ static void test_crash_and_hang(void **state) {
     assert_int_equal(run_softmax(pl, id, 0, why), 0); /* respawned, pipeline reloaded */
     int pid2 = rs_stage_pool_pid(pl, 0);
     assert_true(pid2 > 0 && pid2 != pid);
+    assert_int_equal(sched_getaffinity(pid2, sizeof(got), &got), 0);
+    assert_true(CPU_EQUAL(&one, &got));
+    rs_stage_pool_set_cpus(pl, NULL); /* back to where the pool was created */
+    cpu_set_t mine;
+    assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+    assert_int_equal(sched_getaffinity(pid2, sizeof(got), &got), 0);
+    assert_true(CPU_EQUAL(&mine, &got));
 
     /* hung (stopped): killed after timeout_ms, then respawned */
     assert_int_equal(kill(pid2, SIGSTOP), 0);

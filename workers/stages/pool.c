@@ -40,6 +40,8 @@ typedef struct pool_pipeline {
 
 struct rs_stage_pool {
     rs_stage_pool_config cfg;
+    cpu_set_t cpus;    /* where stage processes run */
+    cpu_set_t initial; /* the creating thread's affinity: "unpinned" */
     uint32_t n;
     pool_proc procs[RS_STAGE_POOL_MAX_PROCESSES];
     pthread_mutex_t pipelines_mu;
@@ -202,6 +204,9 @@ static int proc_spawn(rs_stage_pool *pool, pool_proc *p, char *why, size_t why_b
     }
     p->pid = pid;
     p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    /* not the spawning thread's (a pinned compute thread's) affinity */
+    if (sched_setaffinity(pid, sizeof(pool->cpus), &pool->cpus) != 0)
+        RS_LOG_ONCE(RS_LOG_WARN, "stage pool: cannot pin stage processes: %s", strerror(errno));
     /* The process says hello (a REPLY with job 0) once its rings are attached. */
     uint32_t len;
     if (!proc_wait_reply(pool, p, &len, why, why_bytes)) {
@@ -246,6 +251,11 @@ rs_stage_pool *rs_stage_pool_create(const rs_stage_pool_config *cfg, rs_err *err
     }
     pool->cfg = *cfg;
     pool->n = cfg->processes;
+    if (sched_getaffinity(0, sizeof(pool->initial), &pool->initial) != 0) {
+        CPU_ZERO(&pool->initial);
+        for (int c = 0; c < CPU_SETSIZE; c++) CPU_SET(c, &pool->initial);
+    }
+    pool->cpus = pool->initial;
     pthread_mutex_init(&pool->pipelines_mu, NULL);
     for (uint32_t i = 0; i < RS_STAGE_POOL_MAX_PROCESSES; i++) {
         pool_proc *p = &pool->procs[i];
@@ -276,6 +286,17 @@ void rs_stage_pool_destroy(rs_stage_pool *pool) {
 }
 
 uint32_t rs_stage_pool_processes(const rs_stage_pool *pool) { return pool->n; }
+
+void rs_stage_pool_set_cpus(rs_stage_pool *pool, const cpu_set_t *cpus) {
+    for (uint32_t i = 0; i < pool->n; i++) pthread_mutex_lock(&pool->procs[i].mu);
+    pool->cpus = cpus ? *cpus : pool->initial;
+    for (uint32_t i = 0; i < pool->n; i++) {
+        pool_proc *p = &pool->procs[i];
+        if (p->pid > 0 && sched_setaffinity(p->pid, sizeof(pool->cpus), &pool->cpus) != 0)
+            RS_LOG_ONCE(RS_LOG_WARN, "stage pool: cannot pin stage processes: %s", strerror(errno));
+        pthread_mutex_unlock(&p->mu);
+    }
+}
 
 int rs_stage_pool_pid(rs_stage_pool *pool, uint32_t i) {
     if (i >= pool->n) return -1;

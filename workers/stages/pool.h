@@ -20,6 +20,7 @@
 #ifndef RS_STAGE_POOL_H
 #define RS_STAGE_POOL_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,9 @@ int rs_stage_pool_run(rs_stage_pool *pool, uint32_t slot_hint, uint32_t pipeline
                       rs_tensor_list *io, rs_stage_arena *arena, char *why, size_t why_bytes);
 
 uint32_t rs_stage_pool_processes(const rs_stage_pool *pool);
+/* Pins every stage process (now and when respawned) to cpus (the plan's
+ * pre-processing cores); NULL unpins. Refusals are logged once. */
+void rs_stage_pool_set_cpus(rs_stage_pool *pool, const cpu_set_t *cpus);
 /* pid of process i (tests kill one to check the respawn); -1 when down. */
 int rs_stage_pool_pid(rs_stage_pool *pool, uint32_t i);
 
