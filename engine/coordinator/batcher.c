@@ -424,10 +424,11 @@ uint32_t rs_batcher_poll(rs_batcher *b, uint64_t now_us, rs_batcher_token_fn on_
     return got;
 }
 
-uint32_t rs_batcher_complete(rs_batcher *b, uint32_t ticket, rs_batcher_token_fn fn, void *arg) {
-    RS_ASSERT(ticket < b->cap && b->e[ticket].state == E_INFLIGHT);
-    entry *x = &b->e[ticket];
-    table_remove(b, ticket);
+/* Reports a leader (already out of its queue) and its followers, frees them
+ * all and returns how many were reported. */
+static uint32_t release_leader(rs_batcher *b, uint32_t i, rs_batcher_token_fn fn, void *arg) {
+    entry *x = &b->e[i];
+    table_remove(b, i);
     uint32_t count = 1;
     fn(arg, x->token);
     for (uint32_t f = x->fhead; f != NIL;) {
@@ -438,9 +439,14 @@ uint32_t rs_batcher_complete(rs_batcher *b, uint32_t ticket, rs_batcher_token_fn
         count++;
         f = next;
     }
-    entry_free(b, ticket);
-    b->st.inflight--;
+    entry_free(b, i);
     return count;
+}
+
+uint32_t rs_batcher_complete(rs_batcher *b, uint32_t ticket, rs_batcher_token_fn fn, void *arg) {
+    RS_ASSERT(ticket < b->cap && b->e[ticket].state == E_INFLIGHT);
+    b->st.inflight--;
+    return release_leader(b, ticket, fn, arg);
 }
 
 uint64_t rs_batcher_next_event_us(const rs_batcher *b, uint64_t now_us) {
@@ -459,22 +465,10 @@ uint32_t rs_batcher_drain(rs_batcher *b, rs_batcher_token_fn fn, void *arg) {
     for (uint32_t l = 1; l <= b->cfg.priority_levels; l++) {
         while (b->q[l].head != NIL) {
             uint32_t i = b->q[l].head;
-            entry *x = &b->e[i];
             fifo_remove(b, &b->q[l], i);
-            table_remove(b, i);
-            fn(arg, x->token);
-            count++;
-            for (uint32_t f = x->fhead; f != NIL;) {
-                uint32_t next = b->e[f].next;
-                fn(arg, b->e[f].token);
-                entry_free(b, f);
-                b->st.followers--;
-                count++;
-                f = next;
-            }
-            b->st.queued_rows -= x->rows;
-            entry_free(b, i);
+            b->st.queued_rows -= b->e[i].rows;
             b->st.queued--;
+            count += release_leader(b, i, fn, arg);
         }
     }
     return count;
