@@ -366,27 +366,30 @@ int rs_conn_send(rs_conn *c, const void *data, size_t len) {
     return rs_conn_sendv(c, &iov, 1);
 }
 
-void rs__conn_sent(rs_conn *c, ssize_t n, bool zc) {
+void rs__conn_sent(rs_conn *c, ssize_t n) {
     rs_loop *loop = c->loop;
-    uint32_t ci = c->send_chunk;
     c->send_inflight = false;
     c->send_chunk = RS_NONE;
     if (n <= 0) {
         if (c->state != RS_CONN_CLOSING) rs__conn_abort(c, n < 0 ? (int)n : -EPIPE);
         return;
     }
-    RS_ASSERT(ci == c->wq_head);
-    rs_chunk *ch = &loop->chunks[ci];
-    RS_ASSERT(ch->sent + n <= ch->len);
-    ch->sent += (uint32_t)n;
+    RS_ASSERT((uint64_t)n <= c->wq_bytes);
     c->wq_bytes -= (uint64_t)n;
     loop->stats.bytes_out += (uint64_t)n;
     c->last_active_ns = loop->now_ns;
-    (void)zc;
-    if (ch->sent == ch->len) {
+    while (n > 0) {
+        uint32_t ci = c->wq_head;
+        RS_ASSERT(ci != RS_NONE);
+        rs_chunk *ch = &loop->chunks[ci];
+        uint32_t k = ch->len - ch->sent;
+        if ((uint64_t)n < k) k = (uint32_t)n;
+        ch->sent += k;
+        n -= k;
+        if (ch->sent < ch->len) break;
         c->wq_head = ch->next;
         if (c->wq_tail == ci) c->wq_tail = RS_NONE;
-        if (ch->zc_pending) ch->detached = 1;
+        if (ch->zc_pending) ch->detached = 1; /* freed by its last notification */
         else rs__chunk_free(loop, ci);
     }
     if (c->paused_bp && c->wq_bytes <= loop->cfg.conn_write_queue_max_bytes / 2) {

@@ -127,21 +127,10 @@ static void rs_ep_conn_flush(rs_loop *loop, rs_conn *c) {
                 rs_ep_update(loop, c);
                 return;
             }
-            c->send_chunk = c->wq_head;
-            rs__conn_sent(c, -errno, false);
+            rs__conn_sent(c, -errno);
             return;
         }
-        /* Account chunk by chunk: the core frees each chunk it finishes. */
-        while (w > 0 && c->wq_head != RS_NONE) {
-            rs_chunk *ch = &loop->chunks[c->wq_head];
-            size_t k = ch->len - ch->sent;
-            if ((size_t)w < k) k = (size_t)w;
-            c->send_chunk = c->wq_head;
-            c->send_inflight = true;
-            rs__conn_sent(c, (ssize_t)k, false);
-            w -= (ssize_t)k;
-            if (c->state == RS_CONN_CLOSING) return;
-        }
+        rs__conn_sent(c, w);
     }
     if (c->want_out) {
         c->want_out = false;

@@ -18,6 +18,7 @@
 
 #define RS_LOOP_MAX_WATCHES 32
 #define RS_NONE UINT32_MAX
+#define RS_SEND_IOV 16 /* chunks per send operation */
 
 typedef enum rs_conn_state {
     RS_CONN_FREE = 0,
@@ -65,8 +66,12 @@ struct rs_conn {
     uint64_t wq_bytes;
     bool send_inflight;
     bool want_out; /* epoll: waiting for EPOLLOUT */
-    uint32_t send_chunk;
-    uint32_t send_len;
+    bool zc_skip;  /* uring: SEND_ZC refused (ENOBUFS): next send is a plain one */
+    uint32_t send_chunk; /* head chunk when the send was submitted */
+    uint64_t send_len;   /* bytes in the in-flight send */
+    /* uring: a queue of several chunks goes out as one SENDMSG */
+    struct iovec siov[RS_SEND_IOV];
+    struct msghdr smsg;
 
     uint32_t inflight; /* backend operations whose last completion has not arrived */
     uint32_t ev_mask;  /* epoll: registered interest */
@@ -200,9 +205,9 @@ void rs__listener_accepted(rs_loop *loop, uint32_t lid, int fd);
 void rs__conn_input(rs_conn *c, const uint8_t *data, size_t len);
 /* Peer closed (0) or receive error (-errno). */
 void rs__conn_input_end(rs_conn *c, int err);
-/* n bytes of the in-flight send were accepted by the kernel (n >= 0), or the
- * send failed (-errno). zc: the chunk waits for a notification. */
-void rs__conn_sent(rs_conn *c, ssize_t n, bool zc);
+/* n bytes from the head of the queue were accepted by the kernel (n > 0; they
+ * may span chunks), or the send failed (n <= 0: -errno, 0 = EPIPE). */
+void rs__conn_sent(rs_conn *c, ssize_t n);
 /* A zero-copy notification for chunk arrived. */
 void rs__chunk_notif(rs_loop *loop, uint32_t chunk);
 void rs__conn_connected(rs_conn *c, int err);

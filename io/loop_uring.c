@@ -323,6 +323,10 @@ static void rs_ur_conn_read_update(rs_loop *loop, rs_conn *c) {
 
 static void rs_ur_conn_open(rs_loop *loop, rs_conn *c) { rs_ur_conn_read_update(loop, c); }
 
+/* One send per socket in flight. A lone chunk goes out of the registered
+ * slab (WRITE_FIXED, or SEND_ZC at or above the threshold); a queue of several
+ * chunks goes out as one SENDMSG over up to RS_SEND_IOV of them, which beats
+ * one completion round trip per chunk for large responses. */
 static void rs_ur_conn_flush(rs_loop *loop, rs_conn *c) {
     rs_uring *ur = loop->be;
     if (c->send_inflight || c->wq_head == RS_NONE) return;
@@ -332,7 +336,21 @@ static void rs_ur_conn_flush(rs_loop *loop, rs_conn *c) {
     uint32_t len = ch->len - ch->sent;
     struct io_uring_sqe *sqe = rs_ur_sqe(ur);
     uint32_t zc_min = loop->cfg.send_zc_threshold_bytes;
-    if (ur->zc_ok && zc_min && len >= zc_min) {
+    uint64_t total = len;
+    if (ch->next != RS_NONE) {
+        int n = 0;
+        for (uint32_t i = ci; i != RS_NONE && n < RS_SEND_IOV; i = loop->chunks[i].next, n++) {
+            rs_chunk *x = &loop->chunks[i];
+            c->siov[n].iov_base = rs__chunk_mem(loop, i) + x->sent;
+            c->siov[n].iov_len = x->len - x->sent;
+            if (n > 0) total += c->siov[n].iov_len;
+        }
+        memset(&c->smsg, 0, sizeof(c->smsg));
+        c->smsg.msg_iov = c->siov;
+        c->smsg.msg_iovlen = (size_t)n;
+        io_uring_prep_sendmsg(sqe, c->fd, &c->smsg, MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(sqe, rs_ur_ud(RS_UD_SEND, c->gen, c->slot));
+    } else if (ur->zc_ok && zc_min && len >= zc_min && !c->zc_skip) {
         if (ur->send_registered)
             io_uring_prep_send_zc_fixed(sqe, c->fd, addr, len, MSG_NOSIGNAL, 0, 0);
         else
@@ -346,8 +364,9 @@ static void rs_ur_conn_flush(rs_loop *loop, rs_conn *c) {
         io_uring_prep_send(sqe, c->fd, addr, len, MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, rs_ur_ud(RS_UD_SEND, c->gen, c->slot));
     }
+    c->zc_skip = false;
     c->send_chunk = ci;
-    c->send_len = len;
+    c->send_len = total;
     c->send_inflight = true;
     c->inflight++;
 }
@@ -467,7 +486,7 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
         rs_conn *c = &loop->conns[idx];
         RS_ASSERT(c->state != RS_CONN_FREE && c->send_inflight);
         c->inflight--;
-        rs__conn_sent(c, res, false);
+        rs__conn_sent(c, res);
         rs_ur_after_send(loop, c);
         break;
     }
@@ -480,7 +499,15 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
             rs__conn_check_finish(c);
             break;
         }
-        rs__conn_sent(c, res, true);
+        if (res == -ENOBUFS || res == -EAGAIN) {
+            /* zero-copy refused (socket option memory): resend it plainly */
+            RS_LOG_ONCE(RS_LOG_INFO, "io: SEND_ZC refused (%s): falling back to a copy",
+                        strerror(-res));
+            c->send_inflight = false;
+            c->zc_skip = true;
+        } else {
+            rs__conn_sent(c, res);
+        }
         if (!more) { /* no notification will follow */
             rs__chunk_notif(loop, hi);
             c->inflight--;
