@@ -215,6 +215,25 @@ static int walk_data(walk *w, json_object *v, int depth) {
     return 0;
 }
 
+/* Nested data must follow the shape level by level: an array of dims[0]
+ * arrays of dims[1] ... of dims[rank-1] values. Flat data (one array of
+ * values) is checked by count only. */
+static bool nesting_ok(json_object *v, const rs_tensor_view *t, uint32_t depth) {
+    bool is_array = json_object_get_type(v) == json_type_array;
+    if (depth == t->rank) return !is_array;
+    if (!is_array || (int64_t)json_object_array_length(v) != t->dims[depth]) return false;
+    for (size_t i = 0; i < json_object_array_length(v); i++)
+        if (!nesting_ok(json_object_array_get_idx(v, i), t, depth + 1)) return false;
+    return true;
+}
+
+static bool is_nested(json_object *data) {
+    if (json_object_get_type(data) != json_type_array) return false;
+    for (size_t i = 0; i < json_object_array_length(data); i++)
+        if (json_object_get_type(json_object_array_get_idx(data, i)) == json_type_array) return true;
+    return false;
+}
+
 /* ---- request -------------------------------------------------------------- */
 
 static const char *shape_text(const rs_tensor_view *t, char *buf, size_t cap) {
@@ -398,6 +417,11 @@ static int parse_input(json_object *in, uint32_t idx, rs_tensor_list *list, bina
         return -1;
     }
 
+    if (is_nested(jdata) && !nesting_ok(jdata, t, 0)) {
+        rs_err_set(err, "input '%s': nested data does not follow shape %s (give one array per "
+                   "dimension, or flat data)", name, shape_text(t, shape_buf, sizeof(shape_buf)));
+        return -1;
+    }
     walk w = {.input = name, .dt = t->dtype, .expected = count, .err = err};
     if (t->dtype == RS_DT_BYTES) { /* sizing pass, then the writing pass */
         if (walk_data(&w, jdata, 0) < 0) return -1;

@@ -156,6 +156,10 @@ static void test_bad_requests(void **state) {
                  "input 'x': shape [2,3] needs 6 elements, data has 5");
     expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2],\"data\":[1,2,3]}]}",
                  "input 'x': shape [2] needs 2 elements, data has 3");
+    expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2,2],\"data\":[[1,2,3],[4]]}]}",
+                 "input 'x': nested data does not follow shape [2,2] (give one array per dimension, or flat data)");
+    expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2,2],\"data\":[[1,2],3,4]}]}",
+                 "input 'x': nested data does not follow shape [2,2] (give one array per dimension, or flat data)");
     expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2],\"data\":[1,\"a\"]}]}",
                  "input 'x': data[1] is not a number");
     expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"UINT8\",\"shape\":[2],\"data\":[1,256]}]}",
