@@ -16,6 +16,7 @@ PACKAGES=(
   liburing-dev libnuma-dev libhwloc-dev hwloc libcmocka-dev
   libhttp-parser-dev libjson-c-dev libjansson-dev libcjson-dev libxxhash-dev libopenblas-dev libyaml-dev zlib1g-dev
   python3 procps iproute2 curl ca-certificates
+  memcached   # tests/bench: `ringserve bench --protocol memcache` against the real thing
 )
 
 install_missing() {
