@@ -44,6 +44,7 @@ typedef struct bconn {
     uint32_t global_idx; /* over all threads: staggers the open-loop schedules */
     bool connected;
     bool busy;            /* a request is in flight */
+    bool cache_hit;       /* framed: the answer being completed was flagged CACHE_HIT */
     uint64_t intended_ns; /* what latency counts from */
     uint64_t next_ns;     /* open loop: the next intended send */
     rs_timer timer;       /* open-loop schedule, or reconnect */
@@ -118,6 +119,7 @@ static void bc_complete(bconn *bc, int kind, uint32_t status) {
         if (bc->intended_ns >= t->measure_start_ns && now <= t->end_ns) {
             rs_bhist_record(&t->res->hist, now - bc->intended_ns);
             t->res->ok++;
+            t->res->cache_hits += bc->cache_hit;
         }
         atomic_store_explicit(&t->done, atomic_load_explicit(&t->done, memory_order_relaxed) + 1,
                               memory_order_relaxed);
