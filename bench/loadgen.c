@@ -155,7 +155,7 @@ static ssize_t framed_on_data(bconn *bc, const uint8_t *d, size_t len) {
                 count_error(bc, RS_BENCH_E_PROTOCOL, 0);
                 return -1;
             }
-            if (h.flags & RS_FRAME_F_CACHE_HIT) bc->t->res->cache_hits++;
+            bc->cache_hit = (h.flags & RS_FRAME_F_CACHE_HIT) != 0;
             off += (size_t)sz;
             bc_complete(bc, -1, 0);
         } else if (h.type == RS_MSG_ERROR) {

@@ -53,7 +53,7 @@ const char *rs_bench_err_name(rs_bench_err e);
 typedef struct rs_bench_result {
     rs_bhist hist;       /* latency of successful requests, ns */
     uint64_t ok;         /* successful requests recorded */
-    uint64_t cache_hits; /* framed answers flagged CACHE_HIT */
+    uint64_t cache_hits; /* framed: of ok, those flagged CACHE_HIT */
     uint64_t errors[RS_BENCH_E_COUNT_];
     uint64_t status[RS_BENCH_STATUS_SLOTS]; /* per HTTP code / framed rs_status */
     uint64_t bytes_in, bytes_out;
