@@ -75,14 +75,21 @@ void rs_wjob_add_error(rs_wjob *job, uint64_t item_id, rs_status status, const c
     e->item_id = item_id;
     e->status = (uint32_t)status;
     size_t len = strlen(msg), room = RS_WMODEL_MSG_POOL_BYTES - job->msg_used;
-    if (len + 1 > room) len = room > 0 ? room - 1 : 0; /* cut, never overflow */
+    if (room == 0) { /* the pool is full: the status alone still says what */
+        e->msg_off = UINT32_MAX;
+        e->msg_len = 0;
+        return;
+    }
+    if (len + 1 > room) len = room - 1; /* cut, never overflow */
     e->msg_off = job->msg_used;
     e->msg_len = (uint32_t)len;
-    if (room > 0) {
-        memcpy(job->msg_pool + job->msg_used, msg, len);
-        job->msg_pool[job->msg_used + len] = '\0';
-        job->msg_used += (uint32_t)len + 1;
-    }
+    memcpy(job->msg_pool + job->msg_used, msg, len);
+    job->msg_pool[job->msg_used + len] = '\0';
+    job->msg_used += (uint32_t)len + 1;
+}
+
+static const char *err_msg(const rs_wjob *job, const rs_wjob_err *e) {
+    return e->msg_off == UINT32_MAX ? "" : job->msg_pool + e->msg_off;
 }
 
 static const rs_tensor_view *find_input(const rs_tensor_list *l, const char *name) {
@@ -292,7 +299,7 @@ static void execute_infer(rs_winstance *inst, rs_wjob *job) {
     char why[RS_MAX_ERROR_MSG_BYTES];
     if (job->n_ok == 0) { /* validation failed on the loop */
         const rs_wjob_err *e = &job->err[0];
-        finish_error_frame(job, (rs_status)e->status, job->msg_pool + e->msg_off);
+        finish_error_frame(job, (rs_status)e->status, err_msg(job, e));
         return;
     }
     rs_tensor_list final;
@@ -326,7 +333,7 @@ void rs_wjob_execute(rs_winstance *inst, rs_wjob *job) {
     rs_fw_batch_response_begin(&w, job->request_id, job->n_ok + job->n_err);
     for (uint32_t i = 0; i < job->n_err; i++) {
         const rs_wjob_err *e = &job->err[i];
-        rs_fw_batch_response_err(&w, e->item_id, (rs_status)e->status, job->msg_pool + e->msg_off);
+        rs_fw_batch_response_err(&w, e->item_id, (rs_status)e->status, err_msg(job, e));
     }
     char why[RS_MAX_ERROR_MSG_BYTES];
     for (uint32_t a = 0; a < job->n_ok;) {

@@ -5,7 +5,8 @@ Real worker processes on 127.0.0.1, driven with the stdlib client
 answers REGISTER and records what the worker sends). Covers: a batch with
 good and bad items, INFER_REQUEST straight to the worker (same bytes as the
 batch path), served digits accuracy equal to the reference, PING, unknown
-model/version, requested outputs, registration/heartbeat/deregistration, a
+model/version, requested outputs, registration/heartbeat/deregistration
+(and re-registration after the coordinator link drops), a
 backend failure (the worker stays up), overload, SIGTERM drain of an
 in-flight batch, SIGHUP reload (new version, in-flight kept, removed version
 retired), stages in the pool giving the same bytes as inline, a bad config.
@@ -68,6 +69,7 @@ class FakeCoordinator:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.frames = []
+        self.conns = []
         self.lock = threading.Lock()
         self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -78,6 +80,8 @@ class FakeCoordinator:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            with self.lock:
+                self.conns.append(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
@@ -110,6 +114,16 @@ class FakeCoordinator:
     def of(self, typ):
         with self.lock:
             return [f for f in self.frames if f.type == typ]
+
+    def drop(self):
+        """Closes every worker connection (a coordinator restart, seen from the worker)."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self):
         self.stopped = True
@@ -243,6 +257,20 @@ def test_wrong_token_is_logged():
         wait_for(lambda: "refused: UNAUTHORIZED: bad token" in w.output(), what="refusal logged")
         with rc.FramedClient("127.0.0.1", port) as c:  # still serving direct clients
             assert c.ping(7) == 7
+    coord.close()
+
+
+def test_reconnects_and_registers_again():
+    coord = FakeCoordinator(heartbeat_ms=50)
+    with Harness("worker-reconnect") as h:
+        port = free_port()
+        start_worker(h, port, f"models: {{repository: {SRC}/models}}\n",
+                     "--model", "identity", "--coordinator", f"127.0.0.1:{coord.port}")
+        wait_for(lambda: coord.of("REGISTER"), what="REGISTER")
+        coord.drop()
+        wait_for(lambda: len(coord.of("REGISTER")) >= 2, what="REGISTER after the link dropped")
+        n = len(coord.of("HEARTBEAT"))
+        wait_for(lambda: len(coord.of("HEARTBEAT")) > n, what="heartbeats resume")
     coord.close()
 
 

@@ -222,6 +222,30 @@ static void test_batch_items(void **state) {
     assert_int_equal(seen_ok, 2);
     assert_int_equal(seen_err, 7);
 
+    /* 1024 failed items with long messages: the message pool fills, every
+     * item is still answered with its status (later ones without text) */
+    rs_wmodel_job_put(job);
+    job = rs_wmodel_job_get(wm);
+    job->kind = RS_WJOB_BATCH;
+    job->request_id = 77;
+    char longmsg[300];
+    memset(longmsg, 'm', sizeof(longmsg) - 1);
+    longmsg[sizeof(longmsg) - 1] = '\0';
+    for (uint64_t i = 0; i < RS_MAX_BATCH_ITEMS; i++) rs_wjob_add_error(job, i, RS_E_INVALID_INPUT, longmsg);
+    rs_wjob_execute(&wm->inst[job->instance], job);
+    decode_batch(job, &br);
+    assert_int_equal(br.item_count, RS_MAX_BATCH_ITEMS);
+    rs_batch_response_iter(&br, &it);
+    uint32_t n = 0, with_text = 0;
+    while (rs_batch_response_next(&it, &r) == 1) {
+        assert_int_equal(r.status, RS_E_INVALID_INPUT);
+        assert_int_equal(r.item_id, n);
+        with_text += r.message.len > 0;
+        n++;
+    }
+    assert_int_equal(n, RS_MAX_BATCH_ITEMS);
+    assert_true(with_text > 50 && with_text < RS_MAX_BATCH_ITEMS);
+
     /* slots: two in total; the third get is refused (overload) */
     rs_wjob *j2 = rs_wmodel_job_get(wm);
     assert_non_null(j2);
