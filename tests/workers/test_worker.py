@@ -296,8 +296,8 @@ def test_backend_failure_overload_drain():
             f = batch(c, "slow", [(2, x(0.0))])
             assert f.message["items"][0]["status"] == "OK"
 
-            # one job slot: a batch held for 3 s takes it; the next one is overloaded
-            held = c._send("BATCH_REQUEST", rc.batch_request_payload("slow", [(3, x(3000.0))]))
+            # one job slot: a batch held for 4 s takes it; the next one is overloaded
+            held = c._send("BATCH_REQUEST", rc.batch_request_payload("slow", [(3, x(4000.0))]))
             f = batch(c, "slow", [(4, x(0.0)), (5, x(0.0))])
             assert [i["status"] for i in f.message["items"]] == ["OVERLOADED", "OVERLOADED"], f.message
             assert "at capacity" in f.message["items"][0]["message"]
@@ -309,7 +309,7 @@ def test_backend_failure_overload_drain():
             wait_for(lambda: coord.of("DEREGISTER"), what="DEREGISTER")
             f = held.result(20)
             assert f.type == "BATCH_RESPONSE" and f.message["items"][0]["status"] == "OK", f
-            assert f.message["items"][0]["outputs"][0].to_list() == [3000.0, 1, 2, 3]
+            assert f.message["items"][0]["outputs"][0].to_list() == [4000.0, 1, 2, 3]
         assert w.wait(20) == 0, w.output()
         assert "draining: 1 batch(es) in flight" in w.output()
     coord.close()
@@ -326,7 +326,7 @@ def test_sighup_reload():
         x = lambda v: [rc.Tensor.from_list("x", "FP32", [1, 4], [v, 1, 2, 3])]  # noqa: E731
         with rc.FramedClient("127.0.0.1", port) as c:
             assert c.infer("slow", x(0.0)).version == "1"
-            held = c.infer_async("slow", x(1500.0), version="1")
+            held = c.infer_async("slow", x(3000.0), version="1")
             wait_for(lambda: any(hb.message["in_flight"] + hb.message["queued"] >= 1
                                  for hb in coord.of("HEARTBEAT")), what="request in flight")
             make_repo(h, {"slow": {2: SLOW_YAML}})
@@ -337,7 +337,7 @@ def test_sighup_reload():
             assert c.infer("slow", x(0.0)).version == "2"          # latest is now 2
             assert c.infer("slow", x(0.0), version="1").version == "1"
             r = c.result(held)                                     # not dropped by the reload
-            assert r.version == "1" and r.outputs["y"].to_list() == [1500.0, 1, 2, 3]
+            assert r.version == "1" and r.outputs["y"].to_list() == [3000.0, 1, 2, 3]
 
             shutil.rmtree(os.path.join(repo, "slow", "1"))
             w.signal(signal.SIGHUP)
