@@ -226,6 +226,9 @@ static inline uint8_t *rs__chunk_mem(rs_loop *loop, uint32_t chunk) {
 int rs_io_backend_decide(rs_io_backend requested, int probe_rc, const char *probe_why,
                          rs_io_backend *out, rs_err *err);
 rs_loop *rs__current_loop(void);
+/* Tests only: behave as if registering send buffers failed (ENOMEM), to
+ * cover the unregistered-send fallback where memlock limits do not apply. */
+extern bool rs__uring_refuse_registration;
 int rs__resolve_addr(const char *host, uint16_t port, struct sockaddr_storage *out,
                      socklen_t *out_len, rs_err *err);
 

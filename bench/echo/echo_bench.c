@@ -8,8 +8,12 @@
  * with req/s and p50/p99 round-trip latency. Latencies go into a preallocated
  * log-linear histogram; nothing allocates while measuring.
  *
- *   rs_echo_bench [--seconds=2] [--sizes=64,65536] [--conns=1,16,256]
+ *   rs_echo_bench [--seconds=2] [--rounds=3] [--sizes=64,65536] [--conns=1,16,256]
  *                 [--backends=uring,epoll] [--zc-sweep]
+ *
+ * Each cell runs --rounds times, alternating the two variants round by round
+ * so that noise from a shared machine hits both alike; the row shows the
+ * median round (by req/s) of each.
  *
  * --zc-sweep instead compares plain sends with SEND_ZC (threshold 1) on
  * io_uring at several frame sizes, to pick send_zc_threshold_bytes. */
@@ -245,6 +249,31 @@ static result run_cell(const cell *k) {
     return r;
 }
 
+static int cmp_rps(const void *a, const void *b) {
+    double x = ((const result *)a)->rps, y = ((const result *)b)->rps;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs cells a and b alternately, rounds times each; medians by req/s. */
+static void run_pair(const cell *a, const cell *b, int rounds, result *ra, result *rb) {
+    result xa[16], xb[16];
+    int fa = 0, fb = 0;
+    for (int r = 0; r < rounds; r++) {
+        xa[r] = run_cell(a);
+        if (b) xb[r] = run_cell(b);
+        fa |= xa[r].failed;
+        if (b) fb |= xb[r].failed;
+    }
+    qsort(xa, (size_t)rounds, sizeof(result), cmp_rps);
+    *ra = xa[rounds / 2];
+    ra->failed = fa;
+    if (b) {
+        qsort(xb, (size_t)rounds, sizeof(result), cmp_rps);
+        *rb = xb[rounds / 2];
+        rb->failed = fb;
+    }
+}
+
 static int parse_list(const char *s, uint64_t *out, int max) {
     int n = 0;
     while (*s && n < max) {
@@ -258,6 +287,7 @@ static int parse_list(const char *s, uint64_t *out, int max) {
 
 int main(int argc, char **argv) {
     double seconds = 2;
+    int rounds = 3;
     uint64_t sizes[8] = {64, 65536}, conns[8] = {1, 16, 256};
     int nsizes = 2, nconns = 3;
     rs_io_backend backends[2] = {RS_IO_URING, RS_IO_EPOLL};
@@ -266,6 +296,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--seconds=", 10) == 0) seconds = atof(a + 10);
+        else if (strncmp(a, "--rounds=", 9) == 0) rounds = atoi(a + 9);
         else if (strncmp(a, "--sizes=", 8) == 0) nsizes = parse_list(a + 8, sizes, 8);
         else if (strncmp(a, "--conns=", 8) == 0) nconns = parse_list(a + 8, conns, 8);
         else if (strcmp(a, "--zc-sweep") == 0) zc_sweep = true;
@@ -284,8 +315,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (nsizes <= 0 || nconns <= 0 || seconds <= 0) {
-        fprintf(stderr, "rs_echo_bench: bad --sizes, --conns or --seconds\n");
+    if (nsizes <= 0 || nconns <= 0 || seconds <= 0 || rounds < 1 || rounds > 16) {
+        fprintf(stderr, "rs_echo_bench: bad --sizes, --conns, --seconds or --rounds (1..16)\n");
         return 2;
     }
     rs_log_set_level(RS_LOG_WARN);
@@ -295,9 +326,10 @@ int main(int argc, char **argv) {
         printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         for (size_t i = 0; i < sizeof(zs) / sizeof(zs[0]); i++) {
             cell k = {RS_IO_URING, zs[i], (uint32_t)conns[0], 0, 65536, seconds};
-            result a = run_cell(&k);
-            k.zc_threshold = 1;
-            result b = run_cell(&k);
+            cell kz = k;
+            kz.zc_threshold = 1;
+            result a, b;
+            run_pair(&k, &kz, rounds, &a, &b);
             printf("| %llu B | %u | %.0f | %.0f | %.2f | %.1f | %.1f |\n",
                    (unsigned long long)zs[i], k.conns, a.rps, b.rps, b.rps / a.rps, a.p99_us,
                    b.p99_us);
@@ -310,11 +342,13 @@ int main(int argc, char **argv) {
     printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int si = 0; si < nsizes; si++)
         for (int ci = 0; ci < nconns; ci++) {
-            result res[2] = {{0}, {0}};
-            for (int b = 0; b < nb; b++) {
-                cell k = {backends[b], sizes[si], (uint32_t)conns[ci], 0, 16384, seconds};
-                res[backends[b] == RS_IO_URING ? 0 : 1] = run_cell(&k);
-            }
+            result res[2] = {{0}, {0}}, r0, r1;
+            cell k0 = {backends[0], sizes[si], (uint32_t)conns[ci], 0, 16384, seconds};
+            cell k1 = k0;
+            k1.backend = nb > 1 ? backends[1] : backends[0];
+            run_pair(&k0, nb > 1 ? &k1 : NULL, rounds, &r0, &r1);
+            res[backends[0] == RS_IO_URING ? 0 : 1] = r0;
+            if (nb > 1) res[k1.backend == RS_IO_URING ? 0 : 1] = r1;
             printf("| %llu B | %llu | %.0f | %.0f | %.2f | %.1f | %.1f | %.1f | %.1f |%s\n",
                    (unsigned long long)sizes[si], (unsigned long long)conns[ci], res[0].rps,
                    res[1].rps, res[1].rps > 0 ? res[0].rps / res[1].rps : 0, res[0].p50_us,

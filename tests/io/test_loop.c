@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include "engine/common/opts.h"
+#include "engine/common/config.h"
 #include "io/loop.h"
+#include "io/loop_config.h"
 #include "io/loop_internal.h"
 
 static rs_io_backend g_uring = RS_IO_URING;
@@ -136,7 +138,13 @@ static void test_echo_send_zc(void **state) {
     echo_many(state, &cfg);
 }
 
-/* Registered send buffers unavailable (as after ENOMEM): unregistered sends. */
+/* Registered send buffers unavailable (as after ENOMEM under a low
+ * RLIMIT_MEMLOCK): the loop sends from unregistered memory and still works. */
+static void test_echo_unregistered(void **state) {
+    rs__uring_refuse_registration = true;
+    echo_many(state, NULL);
+    rs__uring_refuse_registration = false;
+}
 
 
 /* ---- helpers: a raw blocking client socket -------------------------------- */
@@ -790,12 +798,46 @@ static void test_config_check(void **state) {
     assert_non_null(strstr(err.msg, "conn_read_max_bytes"));
 }
 
+static void test_config_parse(void **state) {
+    (void)state;
+    rs_err err;
+    rs_loop_config cfg;
+    const char *good = "io:\n  backend: epoll\n  max_conns: 64\n  recv_buf_count: 128\n"
+                       "  read_asm_bytes: 4096\n  numa_node: 0\n";
+    rs_cfg *doc = rs_cfg_load_string(good, "good.yaml", &err);
+    assert_non_null(doc);
+    rs_cfg_node root = rs_cfg_root(doc), io = rs_cfg_get(&root, "io");
+    assert_int_equal(rs_loop_config_parse(&io, &cfg, &err), 0);
+    assert_int_equal(cfg.backend, RS_IO_EPOLL);
+    assert_int_equal(cfg.max_conns, 64);
+    assert_int_equal(cfg.recv_buf_count, 128);
+    assert_int_equal(cfg.read_asm_bytes, 4096);
+    assert_int_equal(cfg.numa_node, 0);
+    rs_cfg_free(doc);
+    const char *bad[][2] = {
+        {"io:\n  recv_buf_count: 100\n", "io.recv_buf_count"},
+        {"io:\n  backend: kqueue\n", "io.backend"},
+        {"io:\n  max_conn: 5\n", "max_conn"},
+        {"io:\n  send_buf_bytes: 12\n", "io.send_buf_bytes"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        doc = rs_cfg_load_string(bad[i][0], "bad.yaml", &err);
+        assert_non_null(doc);
+        root = rs_cfg_root(doc);
+        io = rs_cfg_get(&root, "io");
+        assert_int_equal(rs_loop_config_parse(&io, &cfg, &err), -1);
+        if (!strstr(err.msg, bad[i][1])) fail_msg("'%s' does not name %s", err.msg, bad[i][1]);
+        rs_cfg_free(doc);
+    }
+}
+
 int main(void) {
 #define BOTH(fn)                                                                                   \
     {#fn "/uring", fn, NULL, NULL, &g_uring}, { #fn "/epoll", fn, NULL, NULL, &g_epoll }
     const struct CMUnitTest tests[] = {
         BOTH(test_echo_many),
         BOTH(test_echo_send_zc),
+        BOTH(test_echo_unregistered),
         BOTH(test_frame_split_every_byte),
         BOTH(test_frame_pipelined),
         BOTH(test_pause_resume_buffered),
@@ -815,6 +857,7 @@ int main(void) {
         cmocka_unit_test(test_backend_decide),
         cmocka_unit_test(test_auto_follows_opts),
         cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_config_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
