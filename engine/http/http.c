@@ -440,6 +440,28 @@ static int conn_sendv(rs_http_conn *c, const struct iovec *iov, int n) {
     return rc;
 }
 
+/* Sends one whole response. When the transport has no room for it
+ * (-ENOBUFS: the loop's send buffers are taken), the client gets a short 503
+ * in its place instead of a silent close; if even that does not fit, the
+ * connection closes. */
+static void send_response(rs_http_conn *c, const struct iovec *iov, int n, bool keep_open) {
+    if (c->close_sent) return;
+    int rc = c->t->sendv(c->io, iov, n);
+    if (rc == -ENOBUFS) {
+        static const char over[] =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            "Content-Length: 60\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+            "{\"error\":\"overloaded: no send buffer room for the response\"}";
+        c->s->st.send_overflows++;
+        struct iovec o = {(void *)over, sizeof(over) - 1};
+        c->t->sendv(c->io, &o, 1);
+        keep_open = false;
+    } else if (rc != 0) {
+        keep_open = false;
+    }
+    if (!keep_open) conn_close(c);
+}
+
 static slot *slot_of(rs_http_conn *c, uint64_t seq) {
     return &c->ring[seq % c->s->cfg.max_pipeline];
 }
@@ -498,11 +520,8 @@ static void flush_head(rs_http_conn *c) {
         sl->state = SLOT_FREE;
         c->head_seq++;
         released = true;
-        conn_sendv(c, &iov, 1);
-        if (close_after) {
-            conn_close(c);
-            break;
-        }
+        send_response(c, &iov, 1, !close_after);
+        if (c->close_sent) break;
     }
     if (released) hold_compact(c);
     send_final_if_due(c);
@@ -544,9 +563,8 @@ int rs_http_respond(rs_http_server *s, rs_http_handle h, const rs_http_response 
         bool close_after = sl->close_after;
         sl->state = SLOT_FREE;
         c->head_seq++;
-        conn_sendv(c, iov, n);
-        if (close_after) conn_close(c);
-        else flush_head(c);
+        send_response(c, iov, n, !close_after);
+        if (!c->close_sent) flush_head(c);
         return 0;
     }
 

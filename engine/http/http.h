@@ -23,6 +23,9 @@
  *     max_url_bytes -> 414, header bytes over max_header_bytes or more than
  *     max_headers headers -> 431, body over max_body_bytes -> 413, anything
  *     http_parser rejects -> 400 naming the parser's reason.
+ *   - An answer the transport has no room for (-ENOBUFS from rs_conn_sendv:
+ *     the loop's send buffers are taken) is replaced by a short 503
+ *     "overloaded" with Retry-After, and the connection closes after it.
  *   - Connection: close (or HTTP/1.0 without keep-alive) closes after that
  *     response is written; the server does the same after an error it raised.
  *   - "Expect: 100-continue" gets "100 Continue" when nothing is pending ahead.
@@ -171,6 +174,7 @@ typedef struct rs_http_server_stats {
     uint64_t responses;
     uint64_t errors_4xx;      /* raised by this layer (400/404/405/413/414/431) */
     uint64_t hold_overflows;  /* answers replaced by 503 because the hold buffer was full */
+    uint64_t send_overflows;  /* answers replaced by 503 because the transport had no room */
     uint64_t conns_refused;   /* no free slot */
 } rs_http_server_stats;
 void rs_http_server_stats_get(const rs_http_server *s, rs_http_server_stats *out);

@@ -27,7 +27,10 @@ typedef struct fake_io {
 
 static int f_sendv(void *io, const struct iovec *iov, int n) {
     fake_io *f = io;
-    if (f->fail_send) return -ENOBUFS;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += iov[i].iov_len;
+    if (f->fail_send == 1 || (f->fail_send == 2 && total > 200)) return -ENOBUFS;
+    if (f->fail_send == 3) return -EPIPE;
     for (int i = 0; i < n; i++) {
         assert_true(f->out_len + iov[i].iov_len < sizeof(f->out));
         memcpy(f->out + f->out_len, iov[i].iov_base, iov[i].iov_len);
@@ -444,10 +447,33 @@ static void test_conn_slots_and_send_failure(void **state) {
     assert_int_equal(st.conns_refused, 1);
     assert_int_equal(st.conns_open, 4);
     for (int i = 0; i < 3; i++) rs_http_conn_closed(c[i]);
-    /* A peer whose send queue overflows is closed. */
+    /* No room even for the 503: the connection closes. */
     fx->io.fail_send = 1;
     feed(fx, "GET /hello HTTP/1.1\r\n\r\n");
     assert_int_equal(fx->io.closes, 1);
+    fx_free(fx);
+    /* No room for a big answer: a short 503 takes its place, then close. */
+    fx = fx_new(NULL);
+    fx->io.fail_send = 2;
+    feed(fx, "POST /v2/models/m/infer HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    static char big[300];
+    memset(big, 'x', sizeof(big));
+    rs_http_respond_json(fx->server, later.h[0], 200, big, sizeof(big));
+    const char *body = "{\"error\":\"overloaded: no send buffer room for the response\"}";
+    char want[512];
+    snprintf(want, sizeof(want), "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s", strlen(body), body);
+    assert_string_equal(fx->io.out, want);
+    assert_int_equal(fx->io.closes, 1);
+    rs_http_server_stats_get(fx->server, &st);
+    assert_int_equal(st.send_overflows, 1);
+    fx_free(fx);
+    /* Any other send error closes at once. */
+    fx = fx_new(NULL);
+    fx->io.fail_send = 3;
+    feed(fx, "GET /hello HTTP/1.1\r\n\r\n");
+    assert_int_equal(fx->io.closes, 1);
+    assert_int_equal(fx->io.out_len, 0);
     fx_free(fx);
 }
 
