@@ -122,7 +122,7 @@ int rs_http_config_check(const rs_http_config *cfg, rs_err *err) {
     CHECK(cfg->max_url_bytes >= 16 && cfg->max_url_bytes <= (1u << 20), "http: max_url_bytes: %u: must be 16..1048576", cfg->max_url_bytes);
     CHECK(cfg->max_header_bytes >= 64 && cfg->max_header_bytes <= (1u << 20), "http: max_header_bytes: %u: must be 64..1048576", cfg->max_header_bytes);
     CHECK(cfg->max_headers >= 1 && cfg->max_headers <= 1024, "http: max_headers: %u: must be 1..1024", cfg->max_headers);
-    CHECK(cfg->max_body_bytes >= 1 && cfg->max_body_bytes <= (1ull << 31), "http: max_body_bytes: %llu: must be 1..2147483648", (unsigned long long)cfg->max_body_bytes);
+    CHECK(cfg->max_body_bytes >= 1 && cfg->max_body_bytes < (1ull << 31), "http: max_body_bytes: %llu: must be 1..2147483647", (unsigned long long)cfg->max_body_bytes);
     CHECK(cfg->hold_bytes >= 1024 && cfg->hold_bytes <= (1u << 30), "http: hold_bytes: %u: must be 1024..1073741824", cfg->hold_bytes);
     return 0;
 #undef CHECK

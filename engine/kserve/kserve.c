@@ -169,6 +169,11 @@ static int leaf(walk *w, json_object *v) {
     case RS_DT_FP64: {
         if (t != json_type_double && t != json_type_int) return elem_fail(w, "is not a number");
         double d = json_object_get_double(v);
+        if (w->dt != RS_DT_FP64 && isfinite(d) && fabs(d) > (w->dt == RS_DT_FP16 ? 65504.0 : 3.4028234663852886e38)) {
+            rs_err_set(w->err, "input '%s': data[%lld] = %g is out of range for %s", w->input,
+                       (long long)w->n, d, rs_dtype_name(w->dt));
+            return -1;
+        }
         if (!write) break;
         if (w->dt == RS_DT_FP64) {
             memcpy(p, &d, 8);

@@ -162,6 +162,10 @@ static void test_bad_requests(void **state) {
                  "input 'x': nested data does not follow shape [2,2] (give one array per dimension, or flat data)");
     expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2],\"data\":[1,\"a\"]}]}",
                  "input 'x': data[1] is not a number");
+    expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2],\"data\":[1,1e39]}]}",
+                 "input 'x': data[1] = 1e+39 is out of range for FP32");
+    expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP16\",\"shape\":[1],\"data\":[70000]}]}",
+                 "input 'x': data[0] = 70000 is out of range for FP16");
     expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"UINT8\",\"shape\":[2],\"data\":[1,256]}]}",
                  "input 'x': data[1] = 256 is out of range for UINT8");
     expect_error("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"UINT32\",\"shape\":[1],\"data\":[-1]}]}",
