@@ -50,10 +50,11 @@ static void make_case(body_case *c, const char *name, int in_rows, int in_cols, 
     c->out_cols = out_cols;
     size_t cap = 256 + (size_t)in_rows * in_cols * 24;
     c->request = malloc(cap);
-    size_t n = (size_t)snprintf(c->request, cap,
-                                "{\"id\":\"req-1\",\"parameters\":{\"priority\":1},\"inputs\":[{"
-                                "\"name\":\"input\",\"shape\":[%d,%d],\"datatype\":\"FP32\",\"data\":[",
-                                in_rows, in_cols);
+    size_t n =
+        (size_t)snprintf(c->request, cap,
+                         "{\"id\":\"req-1\",\"parameters\":{\"priority\":1},\"inputs\":[{"
+                         "\"name\":\"input\",\"shape\":[%d,%d],\"datatype\":\"FP32\",\"data\":[",
+                         in_rows, in_cols);
     for (int i = 0; i < in_rows * in_cols; i++) {
         if (integers)
             n += (size_t)snprintf(c->request + n, cap - n, "%s%d", i ? "," : "", (int)(rnd() * 17));
@@ -63,7 +64,8 @@ static void make_case(body_case *c, const char *name, int in_rows, int in_cols, 
     n += (size_t)snprintf(c->request + n, cap - n, "]}]}");
     c->request_len = n;
     c->out_values = malloc(sizeof(float) * (size_t)out_rows * out_cols);
-    for (int i = 0; i < out_rows * out_cols; i++) c->out_values[i] = (float)rnd();
+    for (int i = 0; i < out_rows * out_cols; i++)
+        c->out_values[i] = (float)rnd();
 }
 
 static volatile double sink;
@@ -78,7 +80,8 @@ static int jansson_parse(const body_case *c, float *arena) {
     json_t *in = json_array_get(json_object_get(root, "inputs"), 0);
     json_t *data = json_object_get(in, "data");
     size_t n = json_array_size(data);
-    for (size_t i = 0; i < n; i++) arena[i] = (float)json_number_value(json_array_get(data, i));
+    for (size_t i = 0; i < n; i++)
+        arena[i] = (float)json_number_value(json_array_get(data, i));
     sink += json_string_length(json_object_get(in, "datatype"));
     json_decref(root);
     return (int)n;
@@ -187,7 +190,8 @@ static size_t cjson_render(const body_case *c, char *buf, size_t cap) {
     int shape_v[2] = {c->out_rows, c->out_cols};
     cJSON_AddItemToObject(out, "shape", cJSON_CreateIntArray(shape_v, 2));
     cJSON_AddStringToObject(out, "datatype", "FP32");
-    cJSON_AddItemToObject(out, "data", cJSON_CreateFloatArray(c->out_values, c->out_rows * c->out_cols));
+    cJSON_AddItemToObject(out, "data",
+                          cJSON_CreateFloatArray(c->out_values, c->out_rows * c->out_cols));
     cJSON *outs = cJSON_CreateArray();
     cJSON_AddItemToArray(outs, out);
     cJSON_AddItemToObject(root, "outputs", outs);
@@ -251,11 +255,13 @@ int main(int argc, char **argv) {
     for (int ci = 0; ci < 2; ci++) {
         double p = time_parse(&libs[0], &cases[ci], arena, seconds);
         double r = time_render(&libs[0], &cases[ci], buf, cap, seconds);
-        printf("%-24s %-8s parse %8.0f ns  render %8.0f ns  (request %zu bytes, response %zu bytes)\n",
-               cases[ci].name, libs[0].name, p, r, cases[ci].request_len,
-               libs[0].render(&cases[ci], buf, cap));
+        printf(
+            "%-24s %-8s parse %8.0f ns  render %8.0f ns  (request %zu bytes, response %zu bytes)\n",
+            cases[ci].name, libs[0].name, p, r, cases[ci].request_len,
+            libs[0].render(&cases[ci], buf, cap));
     }
-    for (int ci = 0; ci < 2; ci++) free(cases[ci].request), free(cases[ci].out_values);
+    for (int ci = 0; ci < 2; ci++)
+        free(cases[ci].request), free(cases[ci].out_values);
     free(arena);
     free(buf);
     return (int)(sink < 0);

@@ -28,10 +28,13 @@ static size_t sent_bytes;
 
 static int t_sendv(void *io, const struct iovec *iov, int n) {
     (void)io;
-    for (int i = 0; i < n; i++) sent_bytes += iov[i].iov_len;
+    for (int i = 0; i < n; i++)
+        sent_bytes += iov[i].iov_len;
     return 0;
 }
-static void t_nop(void *io) { (void)io; }
+static void t_nop(void *io) {
+    (void)io;
+}
 static const rs_http_transport transport = {t_sendv, t_nop, t_nop, t_nop, NULL};
 
 /* The handler does what the coordinator's infer path does minus the batch. */
@@ -53,11 +56,16 @@ static void h_infer(rs_http_server *s, const rs_http_request *req, void *arg) {
     /* output: [8,10] FP32 probabilities */
     static float probs[80];
     rs_tensor_list outs = {.count = 1};
-    outs.t[0] = (rs_tensor_view){.name = {"probabilities", 13}, .dtype = RS_DT_FP32, .rank = 2,
-                                 .dims = {8, 10}, .data = (const uint8_t *)probs, .byte_len = sizeof(probs)};
+    outs.t[0] = (rs_tensor_view){.name = {"probabilities", 13},
+                                 .dtype = RS_DT_FP32,
+                                 .rank = 2,
+                                 .dims = {8, 10},
+                                 .data = (const uint8_t *)probs,
+                                 .byte_len = sizeof(probs)};
     rs_kserve_response resp = {.model_name = "digits", .model_version = "1", .outputs = &outs};
     size_t json_len, total;
-    if (rs_kserve_render_response(&resp, render_buf, sizeof(render_buf), &json_len, &total, &err) != 0) {
+    if (rs_kserve_render_response(&resp, render_buf, sizeof(render_buf), &json_len, &total, &err) !=
+        0) {
         fprintf(stderr, "render: %s\n", err.msg);
         exit(1);
     }
@@ -71,14 +79,18 @@ int main(int argc, char **argv) {
 
     /* digits request: [8,64] FP32 pixel values 0..16 */
     static char body[8192];
-    size_t n = (size_t)snprintf(body, sizeof(body), "{\"inputs\":[{\"name\":\"pixels\",\"shape\":[8,64],"
-                                                    "\"datatype\":\"FP32\",\"data\":[");
-    for (int i = 0; i < 512; i++) n += (size_t)snprintf(body + n, sizeof(body) - n, "%s%d", i ? "," : "", (i * 7) % 17);
+    size_t n = (size_t)snprintf(body, sizeof(body),
+                                "{\"inputs\":[{\"name\":\"pixels\",\"shape\":[8,64],"
+                                "\"datatype\":\"FP32\",\"data\":[");
+    for (int i = 0; i < 512; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "%s%d", i ? "," : "", (i * 7) % 17);
     n += (size_t)snprintf(body + n, sizeof(body) - n, "]}]}");
     static char request[10240];
-    size_t req_len = (size_t)snprintf(request, sizeof(request),
-                                      "POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
-                                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", n, body);
+    size_t req_len =
+        (size_t)snprintf(request, sizeof(request),
+                         "POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
+                         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                         n, body);
 
     rs_http_router *router = rs_http_router_create(4, &err);
     rs_http_router_add(router, RS_HTTP_POST, "/v2/models/{model}/infer", h_infer, NULL, &err);
@@ -91,18 +103,21 @@ int main(int argc, char **argv) {
 
     uint64_t ops = 0, start = rs_now_ns(), end = start + (uint64_t)(seconds * 1e9);
     do {
-        for (int i = 0; i < 16; i++) rs_http_conn_feed(conn, (const uint8_t *)request, req_len);
+        for (int i = 0; i < 16; i++)
+            rs_http_conn_feed(conn, (const uint8_t *)request, req_len);
         ops += 16;
     } while (rs_now_ns() < end);
     double front_ns = (double)(rs_now_ns() - start) / (double)ops;
 
     /* HTTP alone: a keep-alive GET answered with a small JSON body. */
-    static const char live[] = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\n\r\n";
+    static const char live[] =
+        "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\n\r\n";
     ops = 0;
     start = rs_now_ns();
     end = start + (uint64_t)(seconds * 1e9);
     do {
-        for (int i = 0; i < 64; i++) rs_http_conn_feed(conn, (const uint8_t *)live, sizeof(live) - 1);
+        for (int i = 0; i < 64; i++)
+            rs_http_conn_feed(conn, (const uint8_t *)live, sizeof(live) - 1);
         ops += 64;
     } while (rs_now_ns() < end);
     double http_ns = (double)(rs_now_ns() - start) / (double)ops;
@@ -139,16 +154,24 @@ int main(int argc, char **argv) {
             rs_metrics_counter_add(sh, req_id, 1);
             rs_metrics_gauge_add(sh, depth_id, 1);
             rs_metrics_gauge_add(sh, depth_id, -1);
-            for (int k = 0; k < 4; k++) rs_metrics_observe(sh, stage[k], (v >> (40 + k * 4)) & 0xfffff);
+            for (int k = 0; k < 4; k++)
+                rs_metrics_observe(sh, stage[k], (v >> (40 + k * 4)) & 0xfffff);
         }
         ops += 256;
     } while (rs_now_ns() < end);
     double metrics_ns = (double)(rs_now_ns() - start) / (double)ops;
 
-    printf("HTTP only (GET /v2/health/live, parse + route + respond):              %8.0f ns/request\n", http_ns);
-    printf("front door (HTTP parse + KServe parse + render + write), digits [8,64]: %8.0f ns/request\n", front_ns);
-    printf("metrics (counter + gauge +1/-1 + 4 histogram observations):            %8.1f ns/request\n", metrics_ns);
-    printf("metrics / front door: %.3f%%   (responses written: %zu bytes)\n", 100.0 * metrics_ns / front_ns, sent_bytes);
+    printf(
+        "HTTP only (GET /v2/health/live, parse + route + respond):              %8.0f ns/request\n",
+        http_ns);
+    printf("front door (HTTP parse + KServe parse + render + write), digits [8,64]: %8.0f "
+           "ns/request\n",
+           front_ns);
+    printf(
+        "metrics (counter + gauge +1/-1 + 4 histogram observations):            %8.1f ns/request\n",
+        metrics_ns);
+    printf("metrics / front door: %.3f%%   (responses written: %zu bytes)\n",
+           100.0 * metrics_ns / front_ns, sent_bytes);
     rs_metrics_destroy(m);
     rs_http_conn_closed(conn);
     rs_http_server_destroy(server);

@@ -21,15 +21,15 @@ typedef struct entry {
     uint64_t enqueued_us;
     uint64_t deadline_us; /* UINT64_MAX: none */
     rs_batcher_key key;
-    uint32_t prev, next;      /* FIFO links (queued) or follower chain (next) */
-    uint32_t fhead, ftail;    /* followers (leaders only) */
-    uint32_t hnext;           /* key table chain */
-    uint32_t leader;          /* followers: their leader */
+    uint32_t prev, next;   /* FIFO links (queued) or follower chain (next) */
+    uint32_t fhead, ftail; /* followers (leaders only) */
+    uint32_t hnext;        /* key table chain */
+    uint32_t leader;       /* followers: their leader */
     uint32_t rows;
     uint8_t state;
     uint8_t has_key;
     uint8_t in_table;
-    uint8_t priority;         /* 1..levels */
+    uint8_t priority; /* 1..levels */
 } entry;
 
 typedef struct fifo {
@@ -46,7 +46,7 @@ struct rs_batcher {
     uint32_t *table;
     uint32_t table_mask;
     fifo q[RS_BATCHER_MAX_PRIORITIES + 1]; /* index = level */
-    uint64_t min_deadline_us;            /* lower bound over waiting entries */
+    uint64_t min_deadline_us;              /* lower bound over waiting entries */
     rs_batcher_stats st;
 };
 
@@ -130,7 +130,8 @@ rs_batcher *rs_batcher_create(const rs_batcher_config *cfg, rs_err *err) {
             b->largest_preferred = cfg->preferred_batch_sizes[i];
     b->cap = b->cfg.max_queue_size + b->cfg.max_inflight;
     uint32_t tsize = 16;
-    while (tsize < 2 * b->cap) tsize <<= 1;
+    while (tsize < 2 * b->cap)
+        tsize <<= 1;
     b->table_mask = tsize - 1;
     b->e = calloc(b->cap, sizeof(entry));
     b->free_stack = calloc(b->cap, sizeof(uint32_t));
@@ -140,10 +141,13 @@ rs_batcher *rs_batcher_create(const rs_batcher_config *cfg, rs_err *err) {
         rs_err_set(err, "batcher: out of memory for %u entries", b->cap);
         return NULL;
     }
-    for (uint32_t i = 0; i < tsize; i++) b->table[i] = NIL;
-    for (uint32_t i = 0; i < b->cap; i++) b->free_stack[i] = b->cap - 1 - i;
+    for (uint32_t i = 0; i < tsize; i++)
+        b->table[i] = NIL;
+    for (uint32_t i = 0; i < b->cap; i++)
+        b->free_stack[i] = b->cap - 1 - i;
     b->free_top = b->cap;
-    for (uint32_t l = 0; l <= RS_BATCHER_MAX_PRIORITIES; l++) b->q[l].head = b->q[l].tail = NIL;
+    for (uint32_t l = 0; l <= RS_BATCHER_MAX_PRIORITIES; l++)
+        b->q[l].head = b->q[l].tail = NIL;
     b->min_deadline_us = UINT64_MAX;
     return b;
 }
@@ -177,17 +181,23 @@ static void fifo_push(rs_batcher *b, fifo *f, uint32_t i) {
     entry *x = &b->e[i];
     x->next = NIL;
     x->prev = f->tail;
-    if (f->tail != NIL) b->e[f->tail].next = i;
-    else f->head = i;
+    if (f->tail != NIL)
+        b->e[f->tail].next = i;
+    else
+        f->head = i;
     f->tail = i;
 }
 
 static void fifo_remove(rs_batcher *b, fifo *f, uint32_t i) {
     entry *x = &b->e[i];
-    if (x->prev != NIL) b->e[x->prev].next = x->next;
-    else f->head = x->next;
-    if (x->next != NIL) b->e[x->next].prev = x->prev;
-    else f->tail = x->prev;
+    if (x->prev != NIL)
+        b->e[x->prev].next = x->next;
+    else
+        f->head = x->next;
+    if (x->next != NIL)
+        b->e[x->next].prev = x->prev;
+    else
+        f->tail = x->prev;
     x->prev = x->next = NIL;
 }
 
@@ -196,10 +206,14 @@ static void fifo_replace(rs_batcher *b, fifo *f, uint32_t i, uint32_t j) {
     entry *x = &b->e[i], *y = &b->e[j];
     y->prev = x->prev;
     y->next = x->next;
-    if (x->prev != NIL) b->e[x->prev].next = j;
-    else f->head = j;
-    if (x->next != NIL) b->e[x->next].prev = j;
-    else f->tail = j;
+    if (x->prev != NIL)
+        b->e[x->prev].next = j;
+    else
+        f->head = j;
+    if (x->next != NIL)
+        b->e[x->next].prev = j;
+    else
+        f->tail = j;
     x->prev = x->next = NIL;
 }
 
@@ -236,8 +250,10 @@ static void follower_append(rs_batcher *b, uint32_t leader, uint32_t f) {
     entry *l = &b->e[leader];
     b->e[f].next = NIL;
     b->e[f].leader = leader;
-    if (l->ftail != NIL) b->e[l->ftail].next = f;
-    else l->fhead = f;
+    if (l->ftail != NIL)
+        b->e[l->ftail].next = f;
+    else
+        l->fhead = f;
     l->ftail = f;
 }
 
@@ -294,8 +310,10 @@ static void follower_unlink(rs_batcher *b, uint32_t f) {
     uint32_t prev = NIL;
     for (uint32_t i = l->fhead; i != NIL; prev = i, i = b->e[i].next) {
         if (i != f) continue;
-        if (prev != NIL) b->e[prev].next = b->e[i].next;
-        else l->fhead = b->e[i].next;
+        if (prev != NIL)
+            b->e[prev].next = b->e[i].next;
+        else
+            l->fhead = b->e[i].next;
         if (l->ftail == f) l->ftail = prev;
         return;
     }
@@ -318,7 +336,8 @@ static void leader_expire(rs_batcher *b, uint32_t i) {
     entry *y = &b->e[n];
     y->fhead = y->next;
     y->ftail = y->fhead == NIL ? NIL : x->ftail;
-    for (uint32_t k = y->fhead; k != NIL; k = b->e[k].next) b->e[k].leader = n;
+    for (uint32_t k = y->fhead; k != NIL; k = b->e[k].next)
+        b->e[k].leader = n;
     y->state = E_QUEUED;
     y->priority = x->priority;
     y->enqueued_us = x->enqueued_us; /* keeps the queue position's timer */
@@ -409,8 +428,11 @@ uint32_t rs_batcher_poll(rs_batcher *b, uint64_t now_us, rs_batcher_token_fn on_
             }
             fifo_remove(b, &b->q[l], i);
             x->state = E_INFLIGHT;
-            items[got++] = (rs_batcher_item){.token = x->token, .ticket = i, .rows = x->rows,
-                                           .priority = x->priority, .enqueued_us = x->enqueued_us};
+            items[got++] = (rs_batcher_item){.token = x->token,
+                                             .ticket = i,
+                                             .rows = x->rows,
+                                             .priority = x->priority,
+                                             .enqueued_us = x->enqueued_us};
             rows += x->rows;
         }
     }
@@ -474,6 +496,10 @@ uint32_t rs_batcher_drain(rs_batcher *b, rs_batcher_token_fn fn, void *arg) {
     return count;
 }
 
-void rs_batcher_stats_get(const rs_batcher *b, rs_batcher_stats *out) { *out = b->st; }
+void rs_batcher_stats_get(const rs_batcher *b, rs_batcher_stats *out) {
+    *out = b->st;
+}
 
-const rs_batcher_config *rs_batcher_get_config(const rs_batcher *b) { return &b->cfg; }
+const rs_batcher_config *rs_batcher_get_config(const rs_batcher *b) {
+    return &b->cfg;
+}

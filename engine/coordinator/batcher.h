@@ -51,15 +51,15 @@
 typedef struct rs_batcher rs_batcher;
 
 typedef struct rs_batcher_config {
-    uint32_t max_batch_size;       /* >= 1 */
-    uint64_t max_queue_delay_us;   /* 0: flush at every poll */
+    uint32_t max_batch_size;     /* >= 1 */
+    uint64_t max_queue_delay_us; /* 0: flush at every poll */
     uint32_t preferred_count;
     uint32_t preferred_batch_sizes[RS_BATCHER_MAX_PREFERRED]; /* each 1..max_batch_size */
-    uint32_t max_queue_size;       /* >= 1 */
-    uint32_t max_inflight;         /* 0: 4 * max_batch_size */
-    uint64_t default_timeout_us;   /* 0: no deadline unless the request gives one */
-    uint32_t priority_levels;      /* 1..RS_BATCHER_MAX_PRIORITIES */
-    uint32_t default_priority;     /* 1..priority_levels */
+    uint32_t max_queue_size;                                  /* >= 1 */
+    uint32_t max_inflight;                                    /* 0: 4 * max_batch_size */
+    uint64_t default_timeout_us; /* 0: no deadline unless the request gives one */
+    uint32_t priority_levels;    /* 1..RS_BATCHER_MAX_PRIORITIES */
+    uint32_t default_priority;   /* 1..priority_levels */
     bool batchable;
 } rs_batcher_config;
 
@@ -78,11 +78,11 @@ typedef struct rs_batcher_key {
 } rs_batcher_key;
 
 typedef struct rs_batcher_request {
-    uint64_t token;        /* the caller's handle, reported back verbatim */
-    uint32_t rows;         /* batch-dimension rows; 0 counts as 1 */
-    uint32_t priority;     /* 0 = default, 1 = highest */
-    uint64_t deadline_us;  /* absolute; 0 = default_timeout_us from now (or none) */
-    bool has_key;          /* false: never coalesced */
+    uint64_t token;       /* the caller's handle, reported back verbatim */
+    uint32_t rows;        /* batch-dimension rows; 0 counts as 1 */
+    uint32_t priority;    /* 0 = default, 1 = highest */
+    uint64_t deadline_us; /* absolute; 0 = default_timeout_us from now (or none) */
+    bool has_key;         /* false: never coalesced */
     rs_batcher_key key;
 } rs_batcher_request;
 
@@ -104,8 +104,8 @@ typedef struct rs_batcher_item {
     uint64_t token;
     uint32_t ticket;
     uint32_t rows;
-    uint32_t priority;     /* resolved level */
-    uint64_t enqueued_us;  /* arrival time, for the queue-wait metric */
+    uint32_t priority;    /* resolved level */
+    uint64_t enqueued_us; /* arrival time, for the queue-wait metric */
 } rs_batcher_item;
 
 typedef void (*rs_batcher_token_fn)(void *arg, uint64_t token);
@@ -134,10 +134,10 @@ uint64_t rs_batcher_next_event_us(const rs_batcher *b, uint64_t now_us);
 uint32_t rs_batcher_drain(rs_batcher *b, rs_batcher_token_fn fn, void *arg);
 
 typedef struct rs_batcher_stats {
-    uint32_t queued;       /* leaders waiting for a batch */
-    uint32_t queued_rows;  /* their rows */
-    uint32_t followers;    /* coalesced requests waiting on a leader */
-    uint32_t inflight;     /* dispatched, not completed */
+    uint32_t queued;      /* leaders waiting for a batch */
+    uint32_t queued_rows; /* their rows */
+    uint32_t followers;   /* coalesced requests waiting on a leader */
+    uint32_t inflight;    /* dispatched, not completed */
     uint64_t submitted, coalesced, overloaded, expired, batches, dispatched;
 } rs_batcher_stats;
 void rs_batcher_stats_get(const rs_batcher *b, rs_batcher_stats *out);

@@ -14,9 +14,9 @@
 #include "engine/http/http.h"
 
 #include <errno.h>
+#include <http_parser.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <http_parser.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -26,8 +26,8 @@
 #include "engine/common/log.h"
 #include "engine/http/router.h"
 
-#define HDR_LINE_BYTES 1024  /* status line + our headers */
-#define FINAL_BYTES 1024     /* the closing error response of a connection */
+#define HDR_LINE_BYTES 1024       /* status line + our headers */
+#define FINAL_BYTES 1024          /* the closing error response of a connection */
 #define BIG_BODY_BYTES (1u << 20) /* buf pages beyond this are returned after use */
 
 typedef enum { SLOT_FREE = 0, SLOT_PENDING, SLOT_HELD } slot_state;
@@ -50,8 +50,8 @@ struct rs_http_conn {
     uint32_t index;
     uint32_t gen;
     bool open;
-    bool closing;       /* no more parsing; close once everything is written */
-    bool close_sent;    /* transport close requested */
+    bool closing;    /* no more parsing; close once everything is written */
+    bool close_sent; /* transport close requested */
     bool in_feed;
     const rs_http_transport *t;
     void *io;
@@ -67,7 +67,7 @@ struct rs_http_conn {
     uint64_t body_len;
     bool message_done;
     bool expect_continue;
-    int error_status;   /* raised while parsing: 400, 413, 414, 431 */
+    int error_status; /* raised while parsing: 400, 413, 414, 431 */
     char error_msg[256];
     /* pipeline */
     slot *ring;
@@ -117,13 +117,21 @@ int rs_http_config_check(const rs_http_config *cfg, rs_err *err) {
             return -1;                                                                             \
         }                                                                                          \
     } while (0)
-    CHECK(cfg->max_conns >= 1 && cfg->max_conns <= (1u << 20), "http: max_conns: %u: must be 1..1048576", cfg->max_conns);
-    CHECK(cfg->max_pipeline >= 1 && cfg->max_pipeline <= 1024, "http: max_pipeline: %u: must be 1..1024", cfg->max_pipeline);
-    CHECK(cfg->max_url_bytes >= 16 && cfg->max_url_bytes <= (1u << 20), "http: max_url_bytes: %u: must be 16..1048576", cfg->max_url_bytes);
-    CHECK(cfg->max_header_bytes >= 64 && cfg->max_header_bytes <= (1u << 20), "http: max_header_bytes: %u: must be 64..1048576", cfg->max_header_bytes);
-    CHECK(cfg->max_headers >= 1 && cfg->max_headers <= 1024, "http: max_headers: %u: must be 1..1024", cfg->max_headers);
-    CHECK(cfg->max_body_bytes >= 1 && cfg->max_body_bytes < (1ull << 31), "http: max_body_bytes: %llu: must be 1..2147483647", (unsigned long long)cfg->max_body_bytes);
-    CHECK(cfg->hold_bytes >= 1024 && cfg->hold_bytes <= (1u << 30), "http: hold_bytes: %u: must be 1024..1073741824", cfg->hold_bytes);
+    CHECK(cfg->max_conns >= 1 && cfg->max_conns <= (1u << 20),
+          "http: max_conns: %u: must be 1..1048576", cfg->max_conns);
+    CHECK(cfg->max_pipeline >= 1 && cfg->max_pipeline <= 1024,
+          "http: max_pipeline: %u: must be 1..1024", cfg->max_pipeline);
+    CHECK(cfg->max_url_bytes >= 16 && cfg->max_url_bytes <= (1u << 20),
+          "http: max_url_bytes: %u: must be 16..1048576", cfg->max_url_bytes);
+    CHECK(cfg->max_header_bytes >= 64 && cfg->max_header_bytes <= (1u << 20),
+          "http: max_header_bytes: %u: must be 64..1048576", cfg->max_header_bytes);
+    CHECK(cfg->max_headers >= 1 && cfg->max_headers <= 1024,
+          "http: max_headers: %u: must be 1..1024", cfg->max_headers);
+    CHECK(cfg->max_body_bytes >= 1 && cfg->max_body_bytes < (1ull << 31),
+          "http: max_body_bytes: %llu: must be 1..2147483647",
+          (unsigned long long)cfg->max_body_bytes);
+    CHECK(cfg->hold_bytes >= 1024 && cfg->hold_bytes <= (1u << 30),
+          "http: hold_bytes: %u: must be 1024..1073741824", cfg->hold_bytes);
     return 0;
 #undef CHECK
 }
@@ -180,7 +188,10 @@ size_t rs_http_json_escape(const char *s, size_t len, char *out, size_t out_byte
             PUT('n');
         } else if (c < 0x20) {
             static const char hex[] = "0123456789abcdef";
-            PUT('\\'); PUT('u'); PUT('0'); PUT('0');
+            PUT('\\');
+            PUT('u');
+            PUT('0');
+            PUT('0');
             PUT(hex[c >> 4]);
             PUT(hex[c & 15]);
         } else {
@@ -194,7 +205,9 @@ size_t rs_http_json_escape(const char *s, size_t len, char *out, size_t out_byte
 
 /* ---- server ------------------------------------------------------------- */
 
-static size_t align_up(size_t v) { return (v + 63) & ~(size_t)63; }
+static size_t align_up(size_t v) {
+    return (v + 63) & ~(size_t)63;
+}
 
 rs_http_server *rs_http_server_create(const rs_http_config *cfg, const rs_http_router *router,
                                       rs_err *err) {
@@ -251,13 +264,21 @@ void rs_http_server_destroy(rs_http_server *s) {
     free(s);
 }
 
-void rs_http_server_set_user(rs_http_server *s, void *user) { s->user = user; }
-void *rs_http_server_user(const rs_http_server *s) { return s->user; }
-void rs_http_server_stats_get(const rs_http_server *s, rs_http_server_stats *out) { *out = s->st; }
+void rs_http_server_set_user(rs_http_server *s, void *user) {
+    s->user = user;
+}
+void *rs_http_server_user(const rs_http_server *s) {
+    return s->user;
+}
+void rs_http_server_stats_get(const rs_http_server *s, rs_http_server_stats *out) {
+    *out = s->st;
+}
 
 /* ---- parser callbacks ---------------------------------------------------- */
 
-static rs_http_conn *conn_of(http_parser *p) { return p->data; }
+static rs_http_conn *conn_of(http_parser *p) {
+    return p->data;
+}
 
 static int conn_raise(rs_http_conn *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -303,7 +324,8 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 static int header_budget(rs_http_conn *c, size_t len) {
     c->header_bytes += (uint32_t)len;
     if (c->header_bytes > c->s->cfg.max_header_bytes)
-        return conn_raise(c, 431, "request headers are larger than %u bytes", c->s->cfg.max_header_bytes);
+        return conn_raise(c, 431, "request headers are larger than %u bytes",
+                          c->s->cfg.max_header_bytes);
     return 0;
 }
 
@@ -347,7 +369,8 @@ static int on_headers_complete(http_parser *p) {
     if (!chunked && p->content_length != ULLONG_MAX &&
         p->content_length > c->s->cfg.max_body_bytes) {
         conn_raise(c, 413, "request body of %llu bytes is over the %llu-byte limit",
-              (unsigned long long)p->content_length, (unsigned long long)c->s->cfg.max_body_bytes);
+                   (unsigned long long)p->content_length,
+                   (unsigned long long)c->s->cfg.max_body_bytes);
         return 0; /* paused: the error is handled after http_parser_execute */
     }
     for (uint32_t i = 0; i < c->header_count; i++) {
@@ -364,7 +387,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
     rs_http_conn *c = conn_of(p);
     if (c->body_len + len > c->s->cfg.max_body_bytes)
         return conn_raise(c, 413, "request body is over the %llu-byte limit",
-                     (unsigned long long)c->s->cfg.max_body_bytes);
+                          (unsigned long long)c->s->cfg.max_body_bytes);
     c->body_len += len;
     return append(c, at, len);
 }
@@ -469,16 +492,21 @@ static slot *slot_of(rs_http_conn *c, uint64_t seq) {
 /* Status line and our headers for one response. */
 static size_t format_head(const rs_http_server *s, const rs_http_response *r, const slot *sl,
                           uint64_t body_len, char *out, size_t cap) {
-    size_t n = (size_t)snprintf(out, cap, "HTTP/1.1 %d %s\r\n", r->status, rs_http_reason(r->status));
-    if (s->cfg.server_name) n += (size_t)snprintf(out + n, cap - n, "Server: %s\r\n", s->cfg.server_name);
+    size_t n =
+        (size_t)snprintf(out, cap, "HTTP/1.1 %d %s\r\n", r->status, rs_http_reason(r->status));
+    if (s->cfg.server_name)
+        n += (size_t)snprintf(out + n, cap - n, "Server: %s\r\n", s->cfg.server_name);
     if (body_len > 0 || r->content_type)
         n += (size_t)snprintf(out + n, cap - n, "Content-Type: %s\r\n",
                               r->content_type ? r->content_type : "application/json");
-    n += (size_t)snprintf(out + n, cap - n, "Content-Length: %llu\r\n", (unsigned long long)body_len);
+    n += (size_t)snprintf(out + n, cap - n, "Content-Length: %llu\r\n",
+                          (unsigned long long)body_len);
     if (r->retry_after_s)
         n += (size_t)snprintf(out + n, cap - n, "Retry-After: %u\r\n", r->retry_after_s);
-    if (r->close || sl->close_after) n += (size_t)snprintf(out + n, cap - n, "Connection: close\r\n");
-    else if (sl->http10_keep) n += (size_t)snprintf(out + n, cap - n, "Connection: keep-alive\r\n");
+    if (r->close || sl->close_after)
+        n += (size_t)snprintf(out + n, cap - n, "Connection: close\r\n");
+    else if (sl->http10_keep)
+        n += (size_t)snprintf(out + n, cap - n, "Connection: keep-alive\r\n");
     for (uint32_t i = 0; i < r->header_count && n < cap; i++) {
         const rs_http_header *h = &r->headers[i];
         n += (size_t)snprintf(out + n, cap - n, "%.*s: %.*s\r\n", (int)h->name.len, h->name.ptr,
@@ -547,7 +575,8 @@ int rs_http_respond(rs_http_server *s, rs_http_handle h, const rs_http_response 
     slot *sl = slot_of(c, h.seq);
     if (resp->close || s->draining) sl->close_after = 1;
     uint64_t body_len = 0;
-    for (int i = 0; i < resp->body_iovcnt; i++) body_len += resp->body[i].iov_len;
+    for (int i = 0; i < resp->body_iovcnt; i++)
+        body_len += resp->body[i].iov_len;
     char head[HDR_LINE_BYTES];
     size_t head_len = format_head(s, resp, sl, body_len, head, sizeof(head));
     if (head_len >= sizeof(head)) head_len = sizeof(head) - 1; /* extra headers were cut */
@@ -559,7 +588,8 @@ int rs_http_respond(rs_http_server *s, rs_http_handle h, const rs_http_response 
         struct iovec iov[1 + body_n];
         int n = 0;
         iov[n++] = (struct iovec){head, head_len};
-        for (int i = 0; i < body_n; i++) iov[n++] = resp->body[i];
+        for (int i = 0; i < body_n; i++)
+            iov[n++] = resp->body[i];
         bool close_after = sl->close_after;
         sl->state = SLOT_FREE;
         c->head_seq++;
@@ -574,7 +604,8 @@ int rs_http_respond(rs_http_server *s, rs_http_handle h, const rs_http_response 
         s->st.hold_overflows++;
         static const char body[] =
             "{\"error\":\"response held behind an earlier pipelined request is over hold_bytes\"}";
-        rs_http_response over = {.status = 503, .body = &(struct iovec){(void *)body, sizeof(body) - 1},
+        rs_http_response over = {.status = 503,
+                                 .body = &(struct iovec){(void *)body, sizeof(body) - 1},
                                  .body_iovcnt = 1};
         head_len = format_head(s, &over, sl, sizeof(body) - 1, head, sizeof(head));
         need = head_len + (sl->head_only ? 0 : sizeof(body) - 1);
@@ -600,7 +631,8 @@ int rs_http_respond(rs_http_server *s, rs_http_handle h, const rs_http_response 
     return 0;
 }
 
-int rs_http_respond_json(rs_http_server *s, rs_http_handle h, int status, const char *json, size_t len) {
+int rs_http_respond_json(rs_http_server *s, rs_http_handle h, int status, const char *json,
+                         size_t len) {
     struct iovec iov = {(void *)json, len};
     rs_http_response r = {.status = status, .body = &iov, .body_iovcnt = len ? 1 : 0};
     return rs_http_respond(s, h, &r);
@@ -618,8 +650,8 @@ int rs_http_respond_error(rs_http_server *s, rs_http_handle h, int status, uint3
     char body[RS_ERR_MSG_BYTES * 2 + 32];
     size_t len = error_body(msg, body, sizeof(body));
     struct iovec iov = {body, len};
-    rs_http_response r = {.status = status, .body = &iov, .body_iovcnt = 1,
-                          .retry_after_s = retry_after_s};
+    rs_http_response r = {
+        .status = status, .body = &iov, .body_iovcnt = 1, .retry_after_s = retry_after_s};
     return rs_http_respond(s, h, &r);
 }
 
@@ -660,7 +692,9 @@ static void dispatch(rs_http_conn *c) {
     uint64_t seq = c->next_seq++;
     slot *sl = slot_of(c, seq);
     RS_ASSERT(sl->state == SLOT_FREE);
-    *sl = (slot){.state = SLOT_PENDING, .seq = seq, .head_only = p->method == HTTP_HEAD,
+    *sl = (slot){.state = SLOT_PENDING,
+                 .seq = seq,
+                 .head_only = p->method == HTTP_HEAD,
                  .close_after = !keep_alive,
                  .http10_keep = keep_alive && p->http_major == 1 && p->http_minor == 0};
     s->st.requests++;
@@ -700,13 +734,14 @@ static void dispatch(rs_http_conn *c) {
         char allow[64];
         rs_http_router_allowed(s->router, req.path, allow, sizeof(allow));
         snprintf(msg, sizeof(msg), "method %.*s is not allowed on %.*s (allowed: %s)",
-                 (int)req.method_name.len, req.method_name.ptr, (int)req.path.len, req.path.ptr, allow);
+                 (int)req.method_name.len, req.method_name.ptr, (int)req.path.len, req.path.ptr,
+                 allow);
         char body[512];
         size_t len = error_body(msg, body, sizeof(body));
         rs_http_header hdr = {{"Allow", 5}, {allow, (uint32_t)strlen(allow)}};
         struct iovec iov = {body, len};
-        rs_http_response r = {.status = 405, .body = &iov, .body_iovcnt = 1, .headers = &hdr,
-                              .header_count = 1};
+        rs_http_response r = {
+            .status = 405, .body = &iov, .body_iovcnt = 1, .headers = &hdr, .header_count = 1};
         s->st.errors_4xx++;
         rs_http_respond(s, req.handle, &r);
     } else {

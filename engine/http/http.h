@@ -83,9 +83,9 @@ int rs_http_config_check(const rs_http_config *cfg, rs_err *err);
 /* Identifies one request for a later answer: stale handles (the connection
  * closed, or the slot was reused) are detected, never misdelivered. */
 typedef struct rs_http_handle {
-    uint32_t slot;  /* connection slot in the server */
-    uint32_t gen;   /* slot generation at the time of the request */
-    uint64_t seq;   /* request number on that connection */
+    uint32_t slot; /* connection slot in the server */
+    uint32_t gen;  /* slot generation at the time of the request */
+    uint64_t seq;  /* request number on that connection */
 } rs_http_handle;
 
 typedef struct rs_http_header {
@@ -103,17 +103,17 @@ typedef struct rs_http_param {
 typedef struct rs_http_request {
     rs_http_handle handle;
     rs_http_method method;
-    rs_str method_name;          /* e.g. "PATCH" when method is OTHER */
-    rs_str path;                 /* without the query */
-    rs_str query;                /* after '?', may be empty */
+    rs_str method_name; /* e.g. "PATCH" when method is OTHER */
+    rs_str path;        /* without the query */
+    rs_str query;       /* after '?', may be empty */
     uint32_t header_count;
     const rs_http_header *headers;
-    const uint8_t *body;         /* decoded (de-chunked) */
+    const uint8_t *body; /* decoded (de-chunked) */
     uint64_t body_len;
     bool keep_alive;
-    uint32_t param_count;        /* filled by the router */
+    uint32_t param_count; /* filled by the router */
     rs_http_param params[RS_HTTP_MAX_PARAMS];
-    uint64_t recv_ns;            /* when the request was complete (transport clock) */
+    uint64_t recv_ns; /* when the request was complete (transport clock) */
 } rs_http_request;
 
 /* Case-insensitive header lookup; NULL when absent. */
@@ -122,14 +122,14 @@ const rs_str *rs_http_header_get(const rs_http_request *req, const char *name);
 const rs_str *rs_http_param_get(const rs_http_request *req, const char *name);
 
 typedef struct rs_http_response {
-    int status;                       /* 200, 202, 400, ... */
-    const char *content_type;         /* NULL: "application/json" when there is a body */
-    const rs_http_header *headers;    /* extra headers, may be NULL */
+    int status;                    /* 200, 202, 400, ... */
+    const char *content_type;      /* NULL: "application/json" when there is a body */
+    const rs_http_header *headers; /* extra headers, may be NULL */
     uint32_t header_count;
-    const struct iovec *body;         /* copied before rs_http_respond returns */
+    const struct iovec *body; /* copied before rs_http_respond returns */
     int body_iovcnt;
-    uint32_t retry_after_s;           /* > 0: adds "Retry-After: N" (use with 429/503) */
-    bool close;                       /* adds "Connection: close" and closes after it */
+    uint32_t retry_after_s; /* > 0: adds "Retry-After: N" (use with 429/503) */
+    bool close;             /* adds "Connection: close" and closes after it */
 } rs_http_response;
 
 /* "Not Found" for 404, ...; "Unknown" otherwise. */
@@ -172,10 +172,10 @@ typedef struct rs_http_server_stats {
     uint64_t conns_open;
     uint64_t requests;
     uint64_t responses;
-    uint64_t errors_4xx;      /* raised by this layer (400/404/405/413/414/431) */
-    uint64_t hold_overflows;  /* answers replaced by 503 because the hold buffer was full */
-    uint64_t send_overflows;  /* answers replaced by 503 because the transport had no room */
-    uint64_t conns_refused;   /* no free slot */
+    uint64_t errors_4xx;     /* raised by this layer (400/404/405/413/414/431) */
+    uint64_t hold_overflows; /* answers replaced by 503 because the hold buffer was full */
+    uint64_t send_overflows; /* answers replaced by 503 because the transport had no room */
+    uint64_t conns_refused;  /* no free slot */
 } rs_http_server_stats;
 void rs_http_server_stats_get(const rs_http_server *s, rs_http_server_stats *out);
 

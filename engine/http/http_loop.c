@@ -10,13 +10,24 @@
 static int t_sendv(void *io, const struct iovec *iov, int iovcnt) {
     return rs_conn_sendv((rs_conn *)io, iov, iovcnt);
 }
-static void t_close(void *io) { rs_conn_close((rs_conn *)io); }
-static void t_pause(void *io) { rs_conn_pause_read((rs_conn *)io); }
-static void t_resume(void *io) { rs_conn_resume_read((rs_conn *)io); }
-static uint64_t t_now(void *io) { return rs_loop_now_ns(rs_conn_loop((rs_conn *)io)); }
+static void t_close(void *io) {
+    rs_conn_close((rs_conn *)io);
+}
+static void t_pause(void *io) {
+    rs_conn_pause_read((rs_conn *)io);
+}
+static void t_resume(void *io) {
+    rs_conn_resume_read((rs_conn *)io);
+}
+static uint64_t t_now(void *io) {
+    return rs_loop_now_ns(rs_conn_loop((rs_conn *)io));
+}
 
 static const rs_http_transport loop_transport = {
-    .sendv = t_sendv, .close = t_close, .pause_read = t_pause, .resume_read = t_resume,
+    .sendv = t_sendv,
+    .close = t_close,
+    .pause_read = t_pause,
+    .resume_read = t_resume,
     .now_ns = t_now,
 };
 

@@ -24,7 +24,9 @@ rs_http_router *rs_http_router_create(uint32_t max_routes, rs_err *err) {
     return r;
 }
 
-void rs_http_router_destroy(rs_http_router *r) { free(r); }
+void rs_http_router_destroy(rs_http_router *r) {
+    free(r);
+}
 
 int rs_http_router_add(rs_http_router *r, rs_http_method method, const char *pattern,
                        rs_http_handler_fn fn, void *arg, rs_err *err) {

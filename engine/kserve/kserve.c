@@ -26,7 +26,9 @@ static void global_setup(void) {
     json_c_set_serialization_double_format("%.9g", JSON_C_OPTION_GLOBAL);
 }
 
-void rs_kserve_global_init(void) { pthread_once(&global_once, global_setup); }
+void rs_kserve_global_init(void) {
+    pthread_once(&global_once, global_setup);
+}
 
 /* ---- arena ------------------------------------------------------------- */
 
@@ -72,7 +74,8 @@ float rs_kserve_f16_to_f32(uint16_t h) {
             x = sign;
         } else { /* subnormal: normalise */
             exp = 127 - 15 + 1;
-            while (!(mant & 0x400u)) mant <<= 1, exp--;
+            while (!(mant & 0x400u))
+                mant <<= 1, exp--;
             x = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
         }
     } else if (exp == 31) {
@@ -103,12 +106,12 @@ float rs_kserve_bf16_to_f32(uint16_t b) {
 /* ---- data walk ------------------------------------------------------------ */
 
 typedef struct walk {
-    const char *input;  /* name, for messages */
+    const char *input; /* name, for messages */
     rs_dtype dt;
-    uint8_t *dst;       /* fixed-size: count * size bytes; BYTES: NULL on the sizing pass */
-    int64_t expected;   /* elements the shape needs */
-    int64_t n;          /* leaves seen */
-    uint64_t bytes;     /* BYTES: bytes the elements take (4 + len each) */
+    uint8_t *dst;     /* fixed-size: count * size bytes; BYTES: NULL on the sizing pass */
+    int64_t expected; /* elements the shape needs */
+    int64_t n;        /* leaves seen */
+    uint64_t bytes;   /* BYTES: bytes the elements take (4 + len each) */
     rs_err *err;
 } walk;
 
@@ -119,8 +122,7 @@ static int elem_fail(walk *w, const char *what) {
 
 static int int_range(walk *w, json_object *v, int64_t lo, uint64_t hi, uint64_t *out_u,
                      int64_t *out_s) {
-    if (json_object_get_type(v) != json_type_int)
-        return elem_fail(w, "is not an integer");
+    if (json_object_get_type(v) != json_type_int) return elem_fail(w, "is not an integer");
     errno = 0;
     int64_t s = json_object_get_int64(v);
     if (s < 0) {
@@ -169,7 +171,8 @@ static int leaf(walk *w, json_object *v) {
     case RS_DT_FP64: {
         if (t != json_type_double && t != json_type_int) return elem_fail(w, "is not a number");
         double d = json_object_get_double(v);
-        if (w->dt != RS_DT_FP64 && isfinite(d) && fabs(d) > (w->dt == RS_DT_FP16 ? 65504.0 : 3.4028234663852886e38)) {
+        if (w->dt != RS_DT_FP64 && isfinite(d) &&
+            fabs(d) > (w->dt == RS_DT_FP16 ? 65504.0 : 3.4028234663852886e38)) {
             rs_err_set(w->err, "input '%s': data[%lld] = %g is out of range for %s", w->input,
                        (long long)w->n, d, rs_dtype_name(w->dt));
             return -1;
@@ -188,11 +191,14 @@ static int leaf(walk *w, json_object *v) {
         break;
     }
     default: { /* integers */
-        static const struct { int64_t lo; uint64_t hi; } lim[RS_DT_COUNT_] = {
-            [RS_DT_UINT8] = {0, UINT8_MAX},          [RS_DT_UINT16] = {0, UINT16_MAX},
-            [RS_DT_UINT32] = {0, UINT32_MAX},        [RS_DT_UINT64] = {0, UINT64_MAX},
-            [RS_DT_INT8] = {INT8_MIN, INT8_MAX},     [RS_DT_INT16] = {INT16_MIN, INT16_MAX},
-            [RS_DT_INT32] = {INT32_MIN, INT32_MAX},  [RS_DT_INT64] = {INT64_MIN, INT64_MAX},
+        static const struct {
+            int64_t lo;
+            uint64_t hi;
+        } lim[RS_DT_COUNT_] = {
+            [RS_DT_UINT8] = {0, UINT8_MAX},         [RS_DT_UINT16] = {0, UINT16_MAX},
+            [RS_DT_UINT32] = {0, UINT32_MAX},       [RS_DT_UINT64] = {0, UINT64_MAX},
+            [RS_DT_INT8] = {INT8_MIN, INT8_MAX},    [RS_DT_INT16] = {INT16_MIN, INT16_MAX},
+            [RS_DT_INT32] = {INT32_MIN, INT32_MAX}, [RS_DT_INT64] = {INT64_MIN, INT64_MAX},
         };
         uint64_t u;
         int64_t s;
@@ -211,7 +217,8 @@ static int leaf(walk *w, json_object *v) {
 static int walk_data(walk *w, json_object *v, int depth) {
     if (json_object_get_type(v) != json_type_array) return leaf(w, v);
     if (depth > RS_MAX_RANK) {
-        rs_err_set(w->err, "input '%s': data is nested deeper than %d levels", w->input, RS_MAX_RANK);
+        rs_err_set(w->err, "input '%s': data is nested deeper than %d levels", w->input,
+                   RS_MAX_RANK);
         return -1;
     }
     size_t n = json_object_array_length(v);
@@ -235,7 +242,8 @@ static bool nesting_ok(json_object *v, const rs_tensor_view *t, uint32_t depth) 
 static bool is_nested(json_object *data) {
     if (json_object_get_type(data) != json_type_array) return false;
     for (size_t i = 0; i < json_object_array_length(data); i++)
-        if (json_object_get_type(json_object_array_get_idx(data, i)) == json_type_array) return true;
+        if (json_object_get_type(json_object_array_get_idx(data, i)) == json_type_array)
+            return true;
     return false;
 }
 
@@ -298,7 +306,7 @@ static int parse_params(json_object *p, rs_kserve_params *out, rs_err *err) {
 typedef struct binary_cursor {
     const uint8_t *p; /* after the JSON header */
     uint64_t left;
-    uint64_t needed;  /* sum of binary_data_size so far */
+    uint64_t needed; /* sum of binary_data_size so far */
 } binary_cursor;
 
 static int parse_input(json_object *in, uint32_t idx, rs_tensor_list *list, binary_cursor *bin,
@@ -352,7 +360,8 @@ static int parse_input(json_object *in, uint32_t idx, rs_tensor_list *list, bina
     }
     size_t rank = json_object_array_length(js);
     if (rank > RS_MAX_RANK) {
-        rs_err_set(err, "input '%s': shape has %zu dimensions (at most %d)", name, rank, RS_MAX_RANK);
+        rs_err_set(err, "input '%s': shape has %zu dimensions (at most %d)", name, rank,
+                   RS_MAX_RANK);
         return -1;
     }
     t->rank = (uint32_t)rank;
@@ -367,7 +376,8 @@ static int parse_input(json_object *in, uint32_t idx, rs_tensor_list *list, bina
     char shape_buf[160];
     int64_t count = rs_tensor_elements(t);
     if (count < 0 || count > (int64_t)(arena->cap)) {
-        rs_err_set(err, "input '%s': shape %s is too large", name, shape_text(t, shape_buf, sizeof(shape_buf)));
+        rs_err_set(err, "input '%s': shape %s is too large", name,
+                   shape_text(t, shape_buf, sizeof(shape_buf)));
         return -1;
     }
 
@@ -392,9 +402,10 @@ static int parse_input(json_object *in, uint32_t idx, rs_tensor_list *list, bina
         uint64_t size = (uint64_t)json_object_get_int64(jbds);
         bin->needed += size;
         if (size > bin->left) {
-            rs_err_set(err, "input '%s': binary_data_size %llu but only %llu binary bytes remain "
-                       "after the JSON header", name, (unsigned long long)size,
-                       (unsigned long long)bin->left);
+            rs_err_set(err,
+                       "input '%s': binary_data_size %llu but only %llu binary bytes remain "
+                       "after the JSON header",
+                       name, (unsigned long long)size, (unsigned long long)bin->left);
             return -1;
         }
         if (esz && size != (uint64_t)count * esz) {
@@ -423,8 +434,10 @@ static int parse_input(json_object *in, uint32_t idx, rs_tensor_list *list, bina
     }
 
     if (is_nested(jdata) && !nesting_ok(jdata, t, 0)) {
-        rs_err_set(err, "input '%s': nested data does not follow shape %s (give one array per "
-                   "dimension, or flat data)", name, shape_text(t, shape_buf, sizeof(shape_buf)));
+        rs_err_set(err,
+                   "input '%s': nested data does not follow shape %s (give one array per "
+                   "dimension, or flat data)",
+                   name, shape_text(t, shape_buf, sizeof(shape_buf)));
         return -1;
     }
     walk w = {.input = name, .dt = t->dtype, .expected = count, .err = err};
@@ -478,7 +491,8 @@ static int parse_outputs(json_object *jo, rs_kserve_request *out, rs_err *err) {
         json_object *p = get(o, "parameters"), *b;
         if (p && (b = get(p, "binary_data"))) {
             if (json_object_get_type(b) != json_type_boolean) {
-                rs_err_set(err, "output '%s': parameter 'binary_data' must be true or false", r->name);
+                rs_err_set(err, "output '%s': parameter 'binary_data' must be true or false",
+                           r->name);
                 return -1;
             }
             r->binary_data = json_object_get_boolean(b);
@@ -493,21 +507,24 @@ int rs_kserve_header_length(const char *value, size_t value_len, uint64_t body_l
     uint64_t v = 0;
     bool ok = value_len > 0 && value_len <= 19;
     for (size_t i = 0; ok && i < value_len; i++) {
-        if (value[i] < '0' || value[i] > '9') ok = false;
-        else v = v * 10 + (uint64_t)(value[i] - '0');
+        if (value[i] < '0' || value[i] > '9')
+            ok = false;
+        else
+            v = v * 10 + (uint64_t)(value[i] - '0');
     }
     if (!ok || v > body_len) {
-        rs_err_set(err, "Inference-Header-Content-Length: '%.*s' must be a number of bytes "
-                   "<= the body length (%llu)", (int)(value_len > 40 ? 40 : value_len), value,
-                   (unsigned long long)body_len);
+        rs_err_set(err,
+                   "Inference-Header-Content-Length: '%.*s' must be a number of bytes "
+                   "<= the body length (%llu)",
+                   (int)(value_len > 40 ? 40 : value_len), value, (unsigned long long)body_len);
         return -1;
     }
     *json_len = (size_t)v;
     return 0;
 }
 
-int rs_kserve_parse_infer(const uint8_t *body, size_t len, size_t json_len,
-                          rs_kserve_request *out, rs_kserve_arena *arena, rs_err *err) {
+int rs_kserve_parse_infer(const uint8_t *body, size_t len, size_t json_len, rs_kserve_request *out,
+                          rs_kserve_arena *arena, rs_err *err) {
     RS_ASSERT(json_len <= len);
     memset(out, 0, sizeof(*out));
     if (json_len == 0) {
@@ -579,9 +596,10 @@ int rs_kserve_parse_infer(const uint8_t *body, size_t len, size_t json_len,
         out->inputs.count++;
     }
     if (bin.left != 0) {
-        rs_err_set(err, "binary data: %llu bytes after the JSON header but the inputs' "
-                   "binary_data_size add up to %llu", (unsigned long long)(len - json_len),
-                   (unsigned long long)bin.needed);
+        rs_err_set(err,
+                   "binary data: %llu bytes after the JSON header but the inputs' "
+                   "binary_data_size add up to %llu",
+                   (unsigned long long)(len - json_len), (unsigned long long)bin.needed);
         goto out;
     }
     if (parse_outputs(get(root, "outputs"), out, err) < 0) goto out;

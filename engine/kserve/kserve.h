@@ -54,11 +54,11 @@ static inline void rs_kserve_arena_init(rs_kserve_arena *a, void *base, size_t c
 /* Request-level "parameters" (Triton's schedule parameters plus ours). */
 typedef struct rs_kserve_params {
     bool has_priority;
-    uint32_t priority;        /* "priority": 0 = default, 1 = highest */
+    uint32_t priority; /* "priority": 0 = default, 1 = highest */
     bool has_timeout;
-    uint64_t timeout_us;      /* "timeout": microseconds */
-    bool binary_data_output;  /* "binary_data_output": every output binary */
-    bool async;               /* "async": answer 202 + id, poll /v2/requests/{id} */
+    uint64_t timeout_us;     /* "timeout": microseconds */
+    bool binary_data_output; /* "binary_data_output": every output binary */
+    bool async;              /* "async": answer 202 + id, poll /v2/requests/{id} */
 } rs_kserve_params;
 
 typedef struct rs_kserve_output_req {
@@ -70,8 +70,8 @@ typedef struct rs_kserve_request {
     bool has_id;
     char id[RS_KSERVE_ID_BYTES];
     rs_kserve_params params;
-    rs_tensor_list inputs;      /* data and names in the arena */
-    uint32_t output_count;      /* 0: every output, JSON unless binary_data_output */
+    rs_tensor_list inputs; /* data and names in the arena */
+    uint32_t output_count; /* 0: every output, JSON unless binary_data_output */
     rs_kserve_output_req outputs[RS_MAX_TENSORS];
 } rs_kserve_request;
 
@@ -83,8 +83,8 @@ typedef struct rs_kserve_request {
  *   "malformed JSON at line 1 column 7: unexpected character"
  *   "request arena full: tensors need more than 65536 bytes"
  * json-c needs process-wide setup once: rs_kserve_global_init(). */
-int rs_kserve_parse_infer(const uint8_t *body, size_t len, size_t json_len,
-                          rs_kserve_request *out, rs_kserve_arena *arena, rs_err *err);
+int rs_kserve_parse_infer(const uint8_t *body, size_t len, size_t json_len, rs_kserve_request *out,
+                          rs_kserve_arena *arena, rs_err *err);
 /* Parses the Inference-Header-Content-Length value against the body length.
  * Returns 0 and *json_len, or -1 with err when it is not a number <= body_len. */
 int rs_kserve_header_length(const char *value, size_t value_len, uint64_t body_len,
@@ -113,11 +113,11 @@ void rs_kserve_global_init(void);
 
 typedef struct rs_kserve_response {
     const char *model_name;
-    const char *model_version;  /* NULL: omitted */
-    const char *id;             /* NULL: omitted */
+    const char *model_version; /* NULL: omitted */
+    const char *id;            /* NULL: omitted */
     const rs_tensor_list *outputs;
     /* Per output (same index as outputs->t): send as binary after the JSON. */
-    const bool *binary;         /* NULL: all JSON */
+    const bool *binary; /* NULL: all JSON */
 } rs_kserve_response;
 
 /* Renders the response into out (capacity out_bytes): the JSON, then the

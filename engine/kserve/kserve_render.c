@@ -60,13 +60,14 @@ static json_object *tensor_data(const rs_tensor_view *t, int64_t count) {
         for (int64_t i = 0; i < count; i++) {
             uint32_t len;
             memcpy(&len, t->data + off, 4);
-            json_object_array_add(arr, json_object_new_string_len((const char *)t->data + off + 4,
-                                                                  (int)len));
+            json_object_array_add(
+                arr, json_object_new_string_len((const char *)t->data + off + 4, (int)len));
             off += 4ull + len;
         }
         return arr;
     }
-    for (int64_t i = 0; i < count; i++) json_object_array_add(arr, element(t, (uint64_t)i));
+    for (int64_t i = 0; i < count; i++)
+        json_object_array_add(arr, element(t, (uint64_t)i));
     return arr;
 }
 
@@ -92,7 +93,8 @@ int rs_kserve_render_response(const rs_kserve_response *r, uint8_t *out, size_t 
     for (uint32_t i = 0; i < outs->count; i++) {
         const rs_tensor_view *t = &outs->t[i];
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "name", json_object_new_string_len(t->name.ptr, (int)t->name.len));
+        json_object_object_add(o, "name",
+                               json_object_new_string_len(t->name.ptr, (int)t->name.len));
         json_object_object_add(o, "datatype", json_object_new_string(rs_dtype_name(t->dtype)));
         json_object *shape = json_object_new_array_ext((int)t->rank);
         for (uint32_t d = 0; d < t->rank; d++)
@@ -100,7 +102,8 @@ int rs_kserve_render_response(const rs_kserve_response *r, uint8_t *out, size_t 
         json_object_object_add(o, "shape", shape);
         if (r->binary && r->binary[i]) {
             json_object *p = json_object_new_object();
-            json_object_object_add(p, "binary_data_size", json_object_new_int64((int64_t)t->byte_len));
+            json_object_object_add(p, "binary_data_size",
+                                   json_object_new_int64((int64_t)t->byte_len));
             json_object_object_add(o, "parameters", p);
         } else {
             json_object_object_add(o, "data", tensor_data(t, rs_tensor_elements(t)));
@@ -135,7 +138,8 @@ done:
 int rs_kserve_output_binary(const rs_kserve_request *req, const rs_tensor_list *outputs,
                             bool *binary, rs_err *err) {
     bool all = req->params.binary_data_output;
-    for (uint32_t i = 0; i < outputs->count; i++) binary[i] = all;
+    for (uint32_t i = 0; i < outputs->count; i++)
+        binary[i] = all;
     for (uint32_t k = 0; k < req->output_count; k++) {
         const rs_kserve_output_req *o = &req->outputs[k];
         const rs_tensor_view *t = rs_tensor_find(outputs, o->name, strlen(o->name));
@@ -152,8 +156,8 @@ int rs_kserve_output_binary(const rs_kserve_request *req, const rs_tensor_list *
 
 static size_t dump(json_object *o, char *out, size_t out_bytes) {
     size_t len = 0;
-    const char *text =
-        json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    const char *text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (out_bytes) {
         size_t n = len < out_bytes - 1 ? len : out_bytes - 1;
         memcpy(out, text, n);

@@ -14,7 +14,8 @@ static const char *dims_text(const int64_t *dims, uint32_t rank, char *buf, size
     return buf;
 }
 
-int rs_kserve_validate(const rs_tensor_list *inputs, const rs_model *m, uint32_t *rows, rs_err *err) {
+int rs_kserve_validate(const rs_tensor_list *inputs, const rs_model *m, uint32_t *rows,
+                       rs_err *err) {
     for (uint32_t i = 0; i < inputs->count; i++) {
         const rs_tensor_view *t = &inputs->t[i];
         bool known = false;
@@ -22,7 +23,8 @@ int rs_kserve_validate(const rs_tensor_list *inputs, const rs_model *m, uint32_t
             known = strlen(m->inputs[k].name) == t->name.len &&
                     memcmp(m->inputs[k].name, t->name.ptr, t->name.len) == 0;
         if (!known) {
-            rs_err_set(err, "model '%s' has no input '%.*s'", m->name, (int)t->name.len, t->name.ptr);
+            rs_err_set(err, "model '%s' has no input '%.*s'", m->name, (int)t->name.len,
+                       t->name.ptr);
             return -1;
         }
     }

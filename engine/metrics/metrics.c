@@ -35,10 +35,10 @@ struct rs_metrics {
     bool frozen;
     family *families;
     series *series;
-    uint8_t *sub_bits;   /* per slot */
-    uint32_t *buckets;   /* per slot */
-    uint64_t *slab;      /* shard_count * stride slots */
-    size_t stride;       /* slots per shard, rounded to a cache line */
+    uint8_t *sub_bits; /* per slot */
+    uint32_t *buckets; /* per slot */
+    uint64_t *slab;    /* shard_count * stride slots */
+    size_t stride;     /* slots per shard, rounded to a cache line */
     rs_metrics_shard *shards;
 };
 
@@ -129,8 +129,10 @@ int rs_metrics_add_family(rs_metrics *m, rs_metric_kind kind, const char *name, 
     if (kind == RS_METRIC_HISTOGRAM) {
         if (!hist || hist->sub_bits > 4 || hist->max_value < 1 || hist->max_value > (1ull << 62) ||
             !(hist->scale > 0)) {
-            rs_err_set(err, "metrics: %s: histogram needs sub_bits 0..4, max_value 1..2^62, "
-                       "scale > 0", name);
+            rs_err_set(err,
+                       "metrics: %s: histogram needs sub_bits 0..4, max_value 1..2^62, "
+                       "scale > 0",
+                       name);
             return -1;
         }
         f->sub_bits = hist->sub_bits;
@@ -158,10 +160,14 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char 
 
 static void sb_label_value(sbuf *b, const char *v) {
     for (; *v; v++) {
-        if (*v == '\\') sb_printf(b, "\\\\");
-        else if (*v == '"') sb_printf(b, "\\\"");
-        else if (*v == '\n') sb_printf(b, "\\n");
-        else sb_printf(b, "%c", *v);
+        if (*v == '\\')
+            sb_printf(b, "\\\\");
+        else if (*v == '"')
+            sb_printf(b, "\\\"");
+        else if (*v == '\n')
+            sb_printf(b, "\\n");
+        else
+            sb_printf(b, "%c", *v);
     }
 }
 
@@ -267,8 +273,10 @@ uint64_t rs_metrics_bucket_bound(uint32_t sub_bits, uint32_t nb, uint32_t i) {
 }
 
 static void render_number(sbuf *b, uint64_t v, double scale) {
-    if (scale == 1.0) sb_printf(b, "%llu", (unsigned long long)v);
-    else sb_printf(b, "%.9g", (double)v * scale);
+    if (scale == 1.0)
+        sb_printf(b, "%llu", (unsigned long long)v);
+    else
+        sb_printf(b, "%.9g", (double)v * scale);
 }
 
 static const char *kind_name(rs_metric_kind k) {
@@ -281,8 +289,10 @@ static void render_histogram(const rs_metrics *m, const family *f, const series 
     for (uint32_t i = 0; i < f->nb; i++) {
         cum += slot_sum(m, s->slot + i);
         sb_printf(b, "%s_bucket{%s%sle=\"", f->name, s->labels, sep);
-        if (i == f->nb - 1) sb_printf(b, "+Inf");
-        else render_number(b, rs_metrics_bucket_bound(f->sub_bits, f->nb, i), f->scale);
+        if (i == f->nb - 1)
+            sb_printf(b, "+Inf");
+        else
+            render_number(b, rs_metrics_bucket_bound(f->sub_bits, f->nb, i), f->scale);
         sb_printf(b, "\"} %llu\n", (unsigned long long)cum);
     }
     const char *open = s->labels[0] ? "{" : "", *close = s->labels[0] ? "}" : "";
@@ -298,7 +308,8 @@ size_t rs_metrics_render(const rs_metrics *m, char *out, size_t out_bytes) {
     if (out_bytes) out[0] = 0;
     for (uint32_t fi = 0; fi < m->family_count; fi++) {
         const family *f = &m->families[fi];
-        sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, kind_name(f->kind));
+        sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
+                  kind_name(f->kind));
         for (uint32_t si = 0; si < m->series_count; si++) {
             const series *s = &m->series[si];
             if (s->family != fi) continue;

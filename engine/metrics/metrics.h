@@ -40,9 +40,9 @@ typedef enum rs_metric_kind {
 } rs_metric_kind;
 
 typedef struct rs_histogram_spec {
-    uint32_t sub_bits;   /* 0..4: 2^sub_bits buckets per power of two */
-    uint64_t max_value;  /* largest value with its own bucket (>= 1) */
-    double scale;        /* rendered bound = bucket bound * scale */
+    uint32_t sub_bits;  /* 0..4: 2^sub_bits buckets per power of two */
+    uint64_t max_value; /* largest value with its own bucket (>= 1) */
+    double scale;       /* rendered bound = bucket bound * scale */
 } rs_histogram_spec;
 
 /* max_series: series of all families; max_slots: 64-bit slots per shard
@@ -71,8 +71,8 @@ rs_metrics_shard *rs_metrics_shard_get(rs_metrics *m, uint32_t index);
 
 struct rs_metrics_shard {
     uint64_t *slots;
-    const uint8_t *sub_bits;   /* per slot of a histogram's first bucket */
-    const uint32_t *buckets;   /* per slot: bucket count of that histogram */
+    const uint8_t *sub_bits; /* per slot of a histogram's first bucket */
+    const uint32_t *buckets; /* per slot: bucket count of that histogram */
 };
 
 static inline void rs_metrics_slot_add(uint64_t *slot, uint64_t n) {
