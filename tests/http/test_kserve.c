@@ -228,7 +228,11 @@ static void test_binary_round_trip(void **state) {
     rs_err err;
     assert_int_equal(rs_kserve_header_length(hdr, strlen(hdr), len, &json_len, &err), 0);
     assert_int_equal(json_len, jl);
+    assert_int_equal(rs_kserve_header_length(" 12\t", 4, len, &json_len, &err), 0);
+    assert_int_equal(json_len, 12);
+    assert_int_equal(rs_kserve_header_length("  ", 2, len, &json_len, &err), -1);
     assert_int_equal(rs_kserve_header_length("x1", 2, len, &json_len, &err), -1);
+    assert_int_equal(rs_kserve_header_length(hdr, strlen(hdr), len, &json_len, &err), 0);
     assert_string_equal(err.msg, "Inference-Header-Content-Length: 'x1' must be a number of bytes "
                                  "<= the body length (257)");
     rs_kserve_arena a;
