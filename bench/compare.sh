@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# bench/compare.sh — ringserve side by side with its peers, on one machine, in
+# one go (docs/perf.md "Side by side with peers"):
+#   1. cached inference over HTTP  vs  nginx serving the same bytes as a static
+#      file — wrk, same connections, same duration;
+#   2. a cache hit over the framed protocol  vs  memcached `get` of a value of
+#      the same size — `ringserve bench`, same concurrency;
+#   3. identity through coordinator -> worker  vs  straight to the worker —
+#      the engine's own overhead, p50 and p99 (one connection);
+#   4. mlp-bench with dynamic batching  vs  batching off, at the same offered
+#      rate near saturation (open loop, latency from the intended send time);
+#   5. io_uring  vs  epoll for 1 and 2 (the ringserve side only).
+# Peers come from Debian packages (nginx-light, memcached, wrk; installed when
+# missing), listen on free loopback ports and are stopped at the end, also on
+# failure. Prints each pair and its ratio; --json prints one JSON document.
+#
+#   bench/compare.sh [--json] [--duration S] [--warmup S] [--connections N]
+#                    [--build DIR] [--only 1,2,3,4,5] [--keep]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="$ROOT/build"
+DURATION=3
+WARMUP=1
+CONNS=32
+JSON=0
+ONLY="1,2,3,4,5"
+KEEP=0
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --json) JSON=1 ;;
+    --duration) DURATION="$2"; shift ;;
+    --warmup) WARMUP="$2"; shift ;;
+    --connections) CONNS="$2"; shift ;;
+    --build) BUILD="$(cd "$2" && pwd)"; shift ;;
+    --only) ONLY="$2"; shift ;;
+    --keep) KEEP=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "compare.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+say() { if [ "$JSON" = 1 ]; then echo "compare.sh: $*" >&2; else echo "== $*"; fi; }
+
+RS="$BUILD/ringserve"
+MLP_WEIGHTS="$BUILD/models/mlp-bench/1/model.safetensors"
+[ -x "$RS" ] || { echo "compare.sh: $RS not built (ninja -C $BUILD)" >&2; exit 1; }
+
+# ---- peers from Debian ---------------------------------------------------------
+need_pkgs=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx-light)
+command -v memcached >/dev/null 2>&1 || need_pkgs+=(memcached)
+command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "compare.sh: needs ${need_pkgs[*]}: sudo apt-get install -y ${need_pkgs[*]}" >&2
+    exit 1
+  fi
+  say "installing ${need_pkgs[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
+  # the packages start system services: this script runs its own instances
+  for s in nginx memcached; do systemctl stop "$s" >/dev/null 2>&1 || service "$s" stop >/dev/null 2>&1 || true; done
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+# ---- scratch space, processes, cleanup ----------------------------------------
+T="$(mktemp -d /tmp/rs-compare-XXXXXX)"
+chmod 755 "$T"   # nginx workers (user nobody) read the static file
+PIDS=()
+CACHE_NAME="rs-compare-$$"
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+  rm -f "/dev/shm/$CACHE_NAME"
+  if [ "$KEEP" = 1 ]; then echo "compare.sh: kept $T" >&2; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # port [seconds]
+  local i
+  for i in $(seq 1 $((${2:-30} * 10))); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "compare.sh: nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# ---- the model repository: identity (cache off / on), mlp-bench (batching on / off)
+M="$T/models"
+mkdir -p "$M/identity/1" "$M/identity-cached/1" "$M/identity-nodelay/1"
+cp "$ROOT/models/identity/1/model.yaml" "$M/identity/1/"
+sed 's/^name: identity$/name: identity-cached/; s/^cache: off$/cache: on/' \
+  "$ROOT/models/identity/1/model.yaml" > "$M/identity-cached/1/model.yaml"
+# the same without the batcher's wait for company: the engine's path alone
+sed 's/^name: identity$/name: identity-nodelay/; s/max_queue_delay_us: .*/max_queue_delay_us: 0/' \
+  "$ROOT/models/identity/1/model.yaml" > "$M/identity-nodelay/1/model.yaml"
+IDENTITY_DELAY_US=$(sed -n 's/^ *max_queue_delay_us: *//p' "$ROOT/models/identity/1/model.yaml")
+MODELS="identity, identity-cached, identity-nodelay"
+if want 4; then
+  [ -f "$MLP_WEIGHTS" ] || { echo "compare.sh: $MLP_WEIGHTS missing (ninja -C $BUILD)" >&2; exit 1; }
+  for v in batch nobatch; do
+    mkdir -p "$M/mlp-$v/1"
+    ln -s "$MLP_WEIGHTS" "$M/mlp-$v/1/model.safetensors"
+    sed "s/^name: mlp-bench$/name: mlp-$v/" "$BUILD/models/mlp-bench/1/model.yaml" > "$M/mlp-$v/1/model.yaml"
+  done
+  # batching off: one request per batch (the model's other settings unchanged)
+  sed -i 's/^batchable: true$/batchable: false/; s/^max_batch_size: .*/max_batch_size: 1/; /preferred_batch_sizes/d' \
+    "$M/mlp-nobatch/1/model.yaml"
+  MODELS="$MODELS, mlp-batch, mlp-nobatch"
+  MLP_DELAY_US=$(sed -n 's/^ *max_queue_delay_us: *//p' "$M/mlp-batch/1/model.yaml")
+fi
+
+# ringserve serve (coordinator + one worker) with the given io backend.
+SERVE_PID=""; HTTP_PORT=""; FRAMED_PORT=""; WORKER_PORT=""
+start_serve() { # backend
+  WORKER_PORT=$(free_port)
+  cat > "$T/serve-$1.yaml" <<YAML
+server:
+  host: 127.0.0.1
+  http_port: 0
+  framed_port: 0
+  io_threads: 2
+io:
+  backend: $1
+models:
+  repository: [$M]
+  load: [$MODELS]
+cache:
+  name: $CACHE_NAME
+  capacity_mb: 16
+workers:
+  count: 1
+  base_port: $WORKER_PORT
+  models: [$MODELS]
+YAML
+  rm -f "/dev/shm/$CACHE_NAME"
+  "$RS" serve --config "$T/serve-$1.yaml" > "$T/serve-$1.log" 2>&1 &
+  SERVE_PID=$!
+  PIDS+=("$SERVE_PID")
+  local i
+  for i in $(seq 1 300); do
+    if grep -q "http [0-9]*, framed [0-9]*" "$T/serve-$1.log" 2>/dev/null; then break; fi
+    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$T/serve-$1.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  HTTP_PORT=$(sed -n 's/.*http \([0-9]*\), framed \([0-9]*\).*/\1/p' "$T/serve-$1.log" | head -1)
+  FRAMED_PORT=$(sed -n 's/.*http \([0-9]*\), framed \([0-9]*\).*/\2/p' "$T/serve-$1.log" | head -1)
+  for i in $(seq 1 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/v2/health/ready")" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "compare.sh: ringserve serve ($1) never became ready" >&2; cat "$T/serve-$1.log" >&2; exit 1
+}
+stop_serve() { stop_pid "$SERVE_PID"; SERVE_PID=""; rm -f "/dev/shm/$CACHE_NAME"; }
+
+# One `ringserve bench` run -> $T/r/<name>.json
+mkdir -p "$T/r"
+rsbench() { # name backend args...
+  local name="$1" be="$2"; shift 2
+  say "run $name: ringserve --io-backend=$be bench $*"
+  "$RS" --log-level=warn --io-backend="$be" bench "$@" --duration "$DURATION" --warmup "$WARMUP" \
+    --json > "$T/r/$name.json" || true
+  echo "ringserve --io-backend=$be bench $* --duration $DURATION --warmup $WARMUP" > "$T/r/$name.cmd"
+}
+# One wrk run -> $T/r/<name>.wrk (+ .cmd)
+wrkrun() { # name args...
+  local name="$1"; shift
+  say "run $name: wrk $*"
+  # wrk has no warm-up: a short unmeasured run first
+  wrk "$@" -d "${WARMUP}s" > /dev/null 2>&1 || true
+  wrk --latency "$@" -d "${DURATION}s" > "$T/r/$name.wrk" 2>&1 || true
+  echo "wrk --latency $* -d ${DURATION}s" > "$T/r/$name.cmd"
+}
+
+INFER_BODY='{"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}'
+
+# ---- peers -------------------------------------------------------------------------
+NGINX_PORT=""; MC_PORT=""
+if want 1; then
+  NGINX_PORT=$(free_port)
+  mkdir -p "$T/nginx/html" "$T/nginx/logs"
+  chmod 755 "$T/nginx" "$T/nginx/html"
+  cat > "$T/nginx/nginx.conf" <<NGX
+worker_processes 2;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/json;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $T/nginx/html;
+  }
+}
+NGX
+fi
+if want 2; then
+  MC_PORT=$(free_port)
+  MC_ARGS=(-l 127.0.0.1 -p "$MC_PORT" -U 0 -t 2 -m 64)
+  [ "$(id -u)" -eq 0 ] && MC_ARGS+=(-u root)
+  memcached "${MC_ARGS[@]}" > "$T/memcached.log" 2>&1 &
+  MC_PID=$!
+  PIDS+=("$MC_PID")
+  wait_port "$MC_PORT"
+fi
+
+# ---- the runs ------------------------------------------------------------------------
+for BE in uring epoll; do
+  if [ "$BE" = epoll ] && ! want 5; then break; fi
+  if [ "$BE" = epoll ] && ! want 1 && ! want 2; then break; fi
+  start_serve "$BE"
+  say "ringserve serve ($BE): http $HTTP_PORT, framed $FRAMED_PORT, worker $WORKER_PORT"
+
+  if want 1; then
+    # the cached answer's bytes become nginx's static file
+    curl -s -X POST -H 'Content-Type: application/json' -d "$INFER_BODY" \
+      "http://127.0.0.1:$HTTP_PORT/v2/models/identity-cached/infer" > /dev/null
+    curl -s -X POST -H 'Content-Type: application/json' -d "$INFER_BODY" \
+      "http://127.0.0.1:$HTTP_PORT/v2/models/identity-cached/infer" > "$T/nginx/html/infer.json"
+    cat > "$T/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$INFER_BODY'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+    wrkrun "1-ringserve-$BE" -t1 -c"$CONNS" -s "$T/post.lua" "http://127.0.0.1:$HTTP_PORT/v2/models/identity-cached/infer"
+    if [ "$BE" = uring ]; then
+      "$NGINX" -p "$T/nginx" -c "$T/nginx/nginx.conf" -g 'daemon off;' > "$T/nginx/logs/stdout" 2>&1 &
+      NGINX_PID=$!
+      PIDS+=("$NGINX_PID")
+      wait_port "$NGINX_PORT"
+      wrkrun "1-nginx" -t1 -c"$CONNS" "http://127.0.0.1:$NGINX_PORT/infer.json"
+      stop_pid "$NGINX_PID"
+    fi
+  fi
+
+  if want 2; then
+    # the framed answer's size is the memcached value's size
+    FRAME_BYTES=$("$PY" - "$ROOT" "$FRAMED_PORT" <<'PYEOF'
+import socket, struct, sys
+sys.path.insert(0, sys.argv[1] + "/clients/python")
+import ringserve_client as rc
+x = rc.Tensor.from_list("x", "FP32", [1, 16], [0.0] * 16)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+s.sendall(rc.encode_infer_request(1, "identity-cached", [x]))
+buf = b""
+while len(buf) < 24 or len(buf) < 24 + struct.unpack_from("<I", buf, 16)[0]:
+    buf += s.recv(65536)
+print(24 + struct.unpack_from("<I", buf, 16)[0])
+PYEOF
+)
+    rsbench "2-ringserve-$BE" "$BE" --framed "127.0.0.1:$FRAMED_PORT" --model identity-cached --concurrency "$CONNS"
+    if [ "$BE" = uring ]; then
+      rsbench "2-memcached" uring --memcache "127.0.0.1:$MC_PORT" --key "rs-compare" --value-bytes "$FRAME_BYTES" --concurrency "$CONNS"
+      echo "$FRAME_BYTES" > "$T/r/2-value-bytes"
+    fi
+  fi
+
+  if [ "$BE" = uring ] && want 3; then
+    rsbench "3-coordinator" uring --framed "127.0.0.1:$FRAMED_PORT" --model identity --concurrency 1
+    rsbench "3-coordinator-nodelay" uring --framed "127.0.0.1:$FRAMED_PORT" --model identity-nodelay --concurrency 1
+    rsbench "3-worker" uring --framed "127.0.0.1:$WORKER_PORT" --model identity --concurrency 1
+  fi
+
+  if [ "$BE" = uring ] && want 4; then
+    # saturation with batching: closed loop with many requests in flight
+    rsbench "4-probe" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --concurrency 64
+    RATE=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(max(1, int(r["rps"] * 0.8)))' "$T/r/4-probe.json")
+    echo "$RATE" > "$T/r/4-rate"
+    say "offered rate for 4: $RATE req/s (0.8 x batching's closed-loop saturation)"
+    rsbench "4-batching" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --rate "$RATE" --concurrency 64
+    rsbench "4-nobatching" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-nobatch --shape 1,1024 --rate "$RATE" --concurrency 64
+  fi
+  stop_serve
+done
+
+# ---- report ---------------------------------------------------------------------------
+"$PY" - "$T/r" "$JSON" "${MLP_DELAY_US:-0}" "${IDENTITY_DELAY_US:-0}" <<'PYEOF'
+import json, os, re, sys
+d, as_json, delay_us, id_delay_us = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
+
+def load(name):
+    p = os.path.join(d, name + ".json")
+    if not os.path.exists(p):
+        return None
+    try:
+        r = json.load(open(p))
+    except ValueError:
+        return None
+    lat = r["latency_us"]
+    return {"rps": r["rps"], "p50_us": lat["p50"], "p99_us": lat["p99"], "errors": r["errors"]["total"],
+            "requests": r["requests"], "cmd": open(os.path.join(d, name + ".cmd")).read().strip()}
+
+def to_us(v, unit):
+    return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+
+def load_wrk(name):
+    p = os.path.join(d, name + ".wrk")
+    if not os.path.exists(p):
+        return None
+    t = open(p).read()
+    m = re.search(r"Requests/sec:\s+([\d.]+)", t)
+    if not m:
+        return None
+    pct = {k: to_us(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)}
+    errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", t))
+    m2 = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+    errs += int(m2.group(1)) if m2 else 0
+    return {"rps": float(m.group(1)), "p50_us": pct.get("50"), "p99_us": pct.get("99"), "errors": errs,
+            "cmd": open(os.path.join(d, name + ".cmd")).read().strip()}
+
+rows = []
+def pair(title, a_name, a, b_name, b, metric, higher_better, note=""):
+    if not a or not b:
+        rows.append({"comparison": title, "a": a_name, "b": b_name, "missing": True})
+        return
+    va, vb = a[metric], b[metric]
+    ratio = (va / vb) if va and vb else None
+    rows.append({"comparison": title, "metric": metric, "a": a_name, "b": b_name, "a_value": va,
+                 "b_value": vb, "ratio": ratio, "higher_is_better": higher_better, "note": note,
+                 "a_detail": a, "b_detail": b})
+
+for be in ("uring", "epoll"):
+    r1, n1 = load_wrk("1-ringserve-" + be), load_wrk("1-nginx")
+    if r1 or be == "uring":
+        pair(f"1 cached infer over HTTP ({be}) vs nginx static", f"ringserve/{be}", r1, "nginx", n1, "rps", True)
+        pair(f"1 p99 ({be}) vs nginx", f"ringserve/{be}", r1, "nginx", n1, "p99_us", False)
+    r2, m2 = load("2-ringserve-" + be), load("2-memcached")
+    if r2 or be == "uring":
+        vb = open(os.path.join(d, "2-value-bytes")).read().strip() if os.path.exists(os.path.join(d, "2-value-bytes")) else "?"
+        pair(f"2 framed cache hit ({be}) vs memcached get, {vb} B", f"ringserve/{be}", r2, "memcached", m2, "rps", True)
+w = load("3-worker")
+for name, label in (("3-coordinator", f"batch delay {id_delay_us} us"), ("3-coordinator-nodelay", "batch delay 0")):
+    c = load(name)
+    for q in ("p50", "p99"):
+        pair(f"3 identity {q} ({label}): coordinator->worker vs direct", "via coordinator", c, "worker direct", w,
+             q + "_us", False, f"overhead {c[q + '_us'] - w[q + '_us']:.1f} us" if c and w else "")
+b, nb = load("4-batching"), load("4-nobatching")
+rate = open(os.path.join(d, "4-rate")).read().strip() if os.path.exists(os.path.join(d, "4-rate")) else "?"
+pair(f"4 mlp-bench throughput at {rate} req/s offered: batching on vs off", "batching", b, "no batching", nb, "rps", True)
+pair(f"4 mlp-bench p99 at {rate} req/s: batching on vs off", "batching", b, "no batching", nb, "p99_us", False,
+     f"max_queue_delay_us {delay_us}")
+for be_pair in (("1", "cached infer over HTTP (wrk)"), ("2", "framed cache hit")):
+    k, what = be_pair
+    f = load_wrk if k == "1" else load
+    u, e = f(f"{k}-ringserve-uring"), f(f"{k}-ringserve-epoll")
+    if u or e:
+        pair(f"5 {what}: io_uring vs epoll", "uring", u, "epoll", e, "rps", True)
+
+if as_json:
+    print(json.dumps({"duration_s": None, "comparisons": rows}, indent=1))
+    sys.exit(0)
+def fmt(v, metric):
+    if v is None:
+        return "-"
+    return f"{v:,.0f} req/s" if metric == "rps" else f"{v:,.1f} us"
+print()
+print(f"{'comparison':<62} {'A':>16} {'B':>16} {'A/B':>7}  errors A/B")
+for r in rows:
+    if r.get("missing"):
+        print(f"{r['comparison']:<62} {'(not run)':>16}")
+        continue
+    ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
+    print(f"{r['comparison']:<62} {fmt(r['a_value'], r['metric']):>16} {fmt(r['b_value'], r['metric']):>16} "
+          f"{ratio:>7}  {r['a_detail']['errors']}/{r['b_detail']['errors']}  {r['note']}")
+print()
+print("commands:")
+seen = set()
+for r in rows:
+    for k in ("a_detail", "b_detail"):
+        if k in r and r[k]["cmd"] not in seen:
+            seen.add(r[k]["cmd"])
+            print("  " + r[k]["cmd"])
+PYEOF
