@@ -41,6 +41,9 @@ static void usage(FILE *out) {
             "  --shape D1,D2.. --dtype T --fill zeros|random --input-name N\n"
             "                            generated input (default 1,16 FP32 zeros 'x')\n"
             "  --no-cache                framed: ask the server to bypass its cache\n"
+            "  --unique                  framed: a different input every request (a sequence\n"
+            "                            number in its first 8 bytes): no cache hit, no\n"
+            "                            coalescing of identical requests\n"
             "  --method GET --path P     HTTP: a plain GET (e.g. a static file)\n"
             "  --key K [--value-bytes N] memcache: the key; with N, set it to N bytes first\n"
             "\n"
@@ -186,7 +189,7 @@ int rs_cmd_bench(int argc, char **argv) {
         .model = "identity", .input_name = "x", .dtype = RS_DT_FP32, .rank = 2, .dims = {1, 16}};
     const char *addr = NULL, *target_opt = NULL;
     int proto = -1;
-    bool json = false, no_progress = false;
+    bool json = false, no_progress = false, unique = false;
     uint32_t value_bytes = 0;
     bool have_value_bytes = false;
     for (int i = 1; i < argc; i++) {
@@ -205,6 +208,10 @@ int rs_cmd_bench(int argc, char **argv) {
         }
         if (strcmp(a, "--no-cache") == 0) {
             ro.no_cache = true;
+            continue;
+        }
+        if (strcmp(a, "--unique") == 0) {
+            unique = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -338,9 +345,21 @@ int rs_cmd_bench(int argc, char **argv) {
     cfg.io_backend = (int)backend;
     uint8_t *req = NULL;
     size_t req_len = 0;
-    if (rs_bench_build_request(&ro, &req, &req_len, &err) != 0) {
+    size_t data_off = 0;
+    bool data_fp32 = false;
+    if (rs_bench_build_request(&ro, &req, &req_len, &data_off, &data_fp32, &err) != 0) {
         fprintf(stderr, "ringserve bench: %s\n", err.msg);
         return 2;
+    }
+    if (unique) {
+        if (cfg.proto != RS_BENCH_FRAMED || data_off == 0) {
+            fprintf(stderr, "ringserve bench: --unique needs --framed and an input of at least "
+                            "8 bytes\n");
+            free(req);
+            return 2;
+        }
+        cfg.unique_offset = data_off;
+        cfg.unique_fp32 = data_fp32;
     }
     cfg.request = req;
     cfg.request_len = req_len;

@@ -278,12 +278,12 @@ PYEOF
 
   if [ "$BE" = uring ] && want 4; then
     # saturation with batching: closed loop with many requests in flight
-    rsbench "4-probe" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --concurrency 64
+    rsbench "4-probe" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --unique --concurrency 64
     RATE=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(max(1, int(r["rps"] * 0.8)))' "$T/r/4-probe.json")
     echo "$RATE" > "$T/r/4-rate"
     say "offered rate for 4: $RATE req/s (0.8 x batching's closed-loop saturation)"
-    rsbench "4-batching" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --rate "$RATE" --concurrency 64
-    rsbench "4-nobatching" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-nobatch --shape 1,1024 --rate "$RATE" --concurrency 64
+    rsbench "4-batching" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --unique --rate "$RATE" --concurrency 64
+    rsbench "4-nobatching" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-nobatch --shape 1,1024 --unique --rate "$RATE" --concurrency 64
   fi
   stop_serve
 done

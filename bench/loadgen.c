@@ -60,6 +60,8 @@ struct bthread {
     bconn *conns;
     rs_loop *loop;
     rs_bench_result *res;
+    uint8_t *scratch; /* unique requests: this thread's copy of the request */
+    uint64_t seq;
     _Atomic uint32_t *ready;          /* threads whose loop exists (or failed) */
     const _Atomic uint64_t *start_ns; /* 0: wait; UINT64_MAX: abort; else the origin */
     uint64_t origin_ns, measure_start_ns, end_ns, interval_ns;
@@ -86,7 +88,22 @@ static void bc_send(bconn *bc, uint64_t intended_ns) {
     bthread *t = bc->t;
     bc->intended_ns = intended_ns;
     bc->busy = true;
-    int rc = rs_conn_send(bc->c, t->cfg->request, t->cfg->request_len);
+    const uint8_t *req = t->cfg->request;
+    if (t->cfg->unique_offset) {
+        /* The loop copies the bytes into its send buffers: one scratch copy per thread. */
+        uint64_t seq = t->seq++;
+        uint8_t *p = t->scratch + t->cfg->unique_offset;
+        if (t->cfg->unique_fp32) {
+            float f[2] = {(float)(seq & 0xFFFFFF),
+                          (float)((seq >> 24) + ((uint64_t)t->index << 16))};
+            memcpy(p, f, sizeof(f));
+        } else {
+            seq |= (uint64_t)t->index << 48;
+            memcpy(p, &seq, sizeof(seq));
+        }
+        req = t->scratch;
+    }
+    int rc = rs_conn_send(bc->c, req, t->cfg->request_len);
     if (rc != 0) {
         bc->busy = false;
         count_error(bc, RS_BENCH_E_SEND, 0);
@@ -391,6 +408,15 @@ static void *bt_main(void *arg) {
     t->end_ns = t->measure_start_ns + (uint64_t)(cfg->duration_s * 1e9);
     t->interval_ns = cfg->rate > 0 ? (uint64_t)(1e9 * (double)cfg->connections / cfg->rate) : 0;
     if (cfg->rate > 0 && t->interval_ns == 0) t->interval_ns = 1;
+    if (cfg->unique_offset) {
+        t->scratch = malloc(cfg->request_len);
+        if (!t->scratch) {
+            t->rc = -1;
+            rs_err_set(&t->err, "client thread %u: out of memory", t->index);
+            goto out;
+        }
+        memcpy(t->scratch, cfg->request, cfg->request_len);
+    }
     rs_timer_init(&t->end_timer, bt_on_end, t);
     uint64_t now = rs_now_ns();
     rs_loop_timer_arm(t->loop, &t->end_timer, t->end_ns > now ? (t->end_ns - now) / 1000 : 0);
@@ -410,6 +436,8 @@ static void *bt_main(void *arg) {
     rs_loop_get_stats(t->loop, &st);
     t->res->bytes_in = st.bytes_in; /* exact, from the loop */
 out:
+    free(t->scratch);
+    t->scratch = NULL;
     if (t->loop) rs_loop_destroy(t->loop);
     t->loop = NULL;
     return NULL;

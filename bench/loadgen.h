@@ -71,6 +71,12 @@ typedef struct rs_bench_cfg {
     double warmup_s;      /* before the measured part */
     const uint8_t *request;
     size_t request_len;
+    /* > 0: every request differs — 8 bytes at this offset get a per-request
+     * sequence number (two FP32 values when unique_fp32), so that a server's
+     * cache or request coalescing cannot answer it (framed only: HTTP bodies
+     * and memcache keys are sent verbatim). */
+    size_t unique_offset;
+    bool unique_fp32;
     bool progress;  /* a line each second on stdout */
     int io_backend; /* rs_io_backend */
 } rs_bench_cfg;

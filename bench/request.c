@@ -200,7 +200,34 @@ static int build_http(const rs_bench_req_opts *o, uint8_t **out, size_t *len, rs
     return 0;
 }
 
-static int build_framed(const rs_bench_req_opts *o, uint8_t **out, size_t *len, rs_err *err) {
+/* Where the first input's bytes sit in the encoded frame: encode it again
+ * with those bytes changed and find the first difference. */
+static size_t data_offset_of(rs_infer_request *r, const uint8_t *frame, size_t len) {
+    rs_tensor_view *t = &r->inputs.t[0];
+    if (r->inputs.count == 0 || t->byte_len < 8) return 0;
+    uint8_t *flipped = malloc(t->byte_len), *again = malloc(len);
+    size_t off = 0;
+    if (flipped && again) {
+        const uint8_t *orig = t->data;
+        memcpy(flipped, orig, t->byte_len);
+        for (int i = 0; i < 8; i++)
+            flipped[i] ^= 0xFF;
+        t->data = flipped;
+        if (rs_encode_infer_request(again, len, 1, 0, r) == len)
+            for (size_t i = 0; i < len; i++)
+                if (again[i] != frame[i]) {
+                    off = i;
+                    break;
+                }
+        t->data = orig;
+    }
+    free(flipped);
+    free(again);
+    return off;
+}
+
+static int build_framed(const rs_bench_req_opts *o, uint8_t **out, size_t *len, size_t *data_off,
+                        bool *data_fp32, rs_err *err) {
     rs_infer_request r;
     memset(&r, 0, sizeof(r));
     r.model = rs_str_c(o->model);
@@ -252,6 +279,8 @@ static int build_framed(const rs_bench_req_opts *o, uint8_t **out, size_t *len, 
         goto done;
     }
     *len = need;
+    *data_off = data_offset_of(&r, *out, need);
+    *data_fp32 = r.inputs.count > 0 && r.inputs.t[0].dtype == RS_DT_FP32;
     rc = 0;
 done:
     free(file);
@@ -259,8 +288,11 @@ done:
     return rc;
 }
 
-int rs_bench_build_request(const rs_bench_req_opts *o, uint8_t **out, size_t *len, rs_err *err) {
+int rs_bench_build_request(const rs_bench_req_opts *o, uint8_t **out, size_t *len,
+                           size_t *data_offset, bool *data_fp32, rs_err *err) {
     rs_err_clear(err);
+    *data_offset = 0;
+    *data_fp32 = false;
     switch (o->proto) {
     case RS_BENCH_MEMCACHE: {
         size_t kl = strlen(o->key);
@@ -275,7 +307,7 @@ int rs_bench_build_request(const rs_bench_req_opts *o, uint8_t **out, size_t *le
         return 0;
     }
     case RS_BENCH_HTTP: return build_http(o, out, len, err);
-    case RS_BENCH_FRAMED: return build_framed(o, out, len, err);
+    case RS_BENCH_FRAMED: return build_framed(o, out, len, data_offset, data_fp32, err);
     }
     return -1;
 }

@@ -30,8 +30,12 @@ typedef struct rs_bench_req_opts {
     const char *key;    /* memcache */
 } rs_bench_req_opts;
 
-/* Builds the request into *out (malloc'ed, the caller frees). 0 or -1 + err. */
-int rs_bench_build_request(const rs_bench_req_opts *o, uint8_t **out, size_t *len, rs_err *err);
+/* Builds the request into *out (malloc'ed, the caller frees). 0 or -1 + err.
+ * Framed requests also give *data_offset: where the first input's data
+ * starts in the frame (0 when it holds fewer than 8 bytes, and for the other
+ * protocols), and whether that input is FP32 (see rs_bench_cfg.unique_offset). */
+int rs_bench_build_request(const rs_bench_req_opts *o, uint8_t **out, size_t *len,
+                           size_t *data_offset, bool *data_fp32, rs_err *err);
 
 /* Parses "1,16" into dims. 0 or -1 + err. */
 int rs_bench_parse_shape(const char *s, int64_t *dims, uint32_t *rank, rs_err *err);

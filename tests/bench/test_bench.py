@@ -90,6 +90,8 @@ class FramedStub(socketserver.ThreadingTCPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), FramedStub.Handler)
         self.port = self.server_address[1]
+        self.lock = threading.Lock()
+        self.seen = []  # first 8 bytes of the first input of every request
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
@@ -105,6 +107,8 @@ class FramedStub(socketserver.ThreadingTCPServer):
                         break
                     m = rc.decode_payload(rc.MSG_NAMES[mtype], buf[24:24 + plen])
                     buf = buf[24 + plen:]
+                    with self.server.lock:
+                        self.server.seen.append(bytes(m["inputs"][0].data[:8]))
                     if m["model"] == "busy":
                         out = rc.encode_frame("ERROR", rid, rc.error_payload("OVERLOADED", "queue full"))
                     else:
@@ -232,6 +236,20 @@ class BenchFramed(unittest.TestCase):
         self.assertEqual(r["errors"]["total"], 0, r["errors"])
         self.assertEqual(r["cache_hits"], r["requests"])
 
+    def test_same_input_by_default(self):
+        code, r, p = bench_json("--framed", self.addr, "--duration", "0.3", "--warmup", "0",
+                                "--concurrency", "2")
+        self.assertEqual(code, 0, p.stderr)
+        self.assertEqual(len(set(self.srv.seen)), 1)
+
+    def test_unique_inputs(self):
+        code, r, p = bench_json("--framed", self.addr, "--unique", "--duration", "0.3", "--warmup", "0",
+                                "--concurrency", "3", "--threads", "3")
+        self.assertEqual(code, 0, p.stderr)
+        self.assertEqual(r["errors"]["total"], 0, r["errors"])
+        self.assertGreater(len(self.srv.seen), 10)
+        self.assertEqual(len(set(self.srv.seen)), len(self.srv.seen))  # every input differs
+
     def test_error_frames_by_status(self):
         code, r, p = bench_json("--framed", self.addr, "--model", "busy", "--duration", "0.5",
                                 "--warmup", "0", "--concurrency", "2")
@@ -259,6 +277,8 @@ class BenchArgs(unittest.TestCase):
             (("--http", "127.0.0.1:1", "--threads", "4", "--concurrency", "2"), "less than --threads"),
             (("--http", "127.0.0.1:1", "--input", "/nonexistent.json"), "/nonexistent.json"),
             (("--framed", "127.0.0.1:1", "--bogus", "1"), "unknown option '--bogus'"),
+            (("--memcache", "127.0.0.1:1", "--key", "k", "--unique"), "--unique needs --framed"),
+            (("--framed", "127.0.0.1:1", "--shape", "1", "--unique"), "at least 8 bytes"),
         ]
         for args, msg in cases:
             with self.subTest(args=args):
