@@ -192,11 +192,19 @@ rs_conn *rs__conn_alloc(rs_loop *loop) {
     if (loop->conn_free_n == 0) return NULL;
     uint32_t slot = loop->conn_free[--loop->conn_free_n];
     rs_conn *c = &loop->conns[slot];
-    uint32_t gen = c->gen;
+    /* A freed slot may still be linked in this iteration's work lists (its
+     * entries are skipped by state); keep the links intact. */
+    rs_conn keep = *c;
     memset(c, 0, sizeof(*c));
     c->loop = loop;
     c->slot = slot;
-    c->gen = gen;
+    c->gen = keep.gen;
+    c->in_flush = keep.in_flush;
+    c->flush_next = keep.flush_next;
+    c->in_pending = keep.in_pending;
+    c->pending_next = keep.pending_next;
+    c->in_pool_wait = keep.in_pool_wait;
+    c->pool_wait_next = keep.pool_wait_next;
     c->fd = -1;
     c->rblock = RS_NONE;
     c->wq_head = c->wq_tail = RS_NONE;
@@ -983,9 +991,9 @@ rs_conn *rs_loop_connect(rs_loop *loop, const char *host, uint16_t port, const r
     c->peer_len = sl;
     if (loop->ops->conn_connect(loop, c, err) != 0) {
         rs_err_prefix(err, "io: connect %s:%u", host, port);
-        c->state = RS_CONN_CLOSING;
+        c->state = RS_CONN_CLOSING; /* finished (fd closed, slot freed) by pending work */
         c->ops = NULL;
-        rs__conn_check_finish(c);
+        rs__pending_add(c);
         return NULL;
     }
     return c;

@@ -66,6 +66,17 @@ static ssize_t srv_on_data(rs_conn *c, const uint8_t *d, size_t n) {
 }
 static const rs_conn_ops srv_ops = {.on_data = srv_on_data};
 
+/* RS_ECHO_STATS=1: loop counters per cell on stderr (to see backpressure). */
+static void print_stats(const char *who, const rs_loop *loop) {
+    if (!getenv("RS_ECHO_STATS")) return;
+    rs_loop_stats st;
+    rs_loop_get_stats(loop, &st);
+    fprintf(stderr, "%s %s: iterations %llu bytes_in %llu recv_enobufs %llu read_paused %llu\n",
+            who, rs_io_backend_name(rs_loop_backend(loop)), (unsigned long long)st.iterations,
+            (unsigned long long)st.bytes_in, (unsigned long long)st.recv_enobufs,
+            (unsigned long long)st.read_paused);
+}
+
 typedef struct server {
     rs_loop_config cfg;
     rs_loop *loop;
@@ -85,6 +96,7 @@ static void *server_main(void *arg) {
     }
     atomic_store(&s->port, rs_loop_listen_port(s->loop, lid));
     rs_loop_run(s->loop);
+    print_stats("server", s->loop);
     rs_loop_destroy(s->loop);
     return NULL;
 }
@@ -238,6 +250,7 @@ static result run_cell(const cell *k) {
     rs_loop_run(g_cl.loop);
     rs_loop_stop(s.loop);
     pthread_join(s.th, NULL);
+    print_stats("client", g_cl.loop);
     rs_loop_destroy(g_cl.loop);
     double secs = (double)(g_cl.t_end_ns - g_cl.t_start_ns) / 1e9;
     r.rps = secs > 0 ? (double)g_cl.done / secs : 0;
