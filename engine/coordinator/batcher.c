@@ -217,8 +217,16 @@ static void fifo_replace(rs_batcher *b, fifo *f, uint32_t i, uint32_t j) {
     x->prev = x->next = NIL;
 }
 
+/* Keys are XXH3-128 in practice, but the bucket must not depend on that:
+ * both halves go through a full 64-bit mix (murmur3's finalizer). */
 static uint32_t key_bucket(const rs_batcher *b, const rs_batcher_key *k) {
-    return (uint32_t)((k->lo ^ (k->hi * 0x9e3779b97f4a7c15ull)) >> 17) & b->table_mask;
+    uint64_t h = k->lo ^ ((k->hi << 31) | (k->hi >> 33)) ^ 0x9e3779b97f4a7c15ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return (uint32_t)h & b->table_mask;
 }
 
 static uint32_t table_find(const rs_batcher *b, const rs_batcher_key *k) {

@@ -10,7 +10,8 @@
  *    "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32",
  *                "data": [[1, 2, 3], [4, 5, 6]]}],          (flat or nested)
  *    "outputs": [{"name": "y", "parameters": {"binary_data": true}}]}
- * Every datatype of io/tensor.h: BOOL (true/false), integers (range checked),
+ * Every datatype of io/tensor.h: BOOL (true/false), integers (range checked;
+ * json-c clamps literals beyond 64 bits to INT64_MIN/UINT64_MAX first),
  * FP16/BF16 (converted from JSON numbers), FP32, FP64, BYTES (JSON strings;
  * each element stored as u32 little-endian length + bytes, as io/tensor.h
  * says). The element count must equal the product of the shape.
