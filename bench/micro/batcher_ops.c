@@ -42,16 +42,20 @@ static double run(int mode, double seconds) {
     do {
         for (int round = 0; round < 64; round++) {
             for (int i = 0; i < 32; i++, token++) {
-                rs_batcher_request r = {.token = token, .priority = (uint32_t)(token % 4),
+                rs_batcher_request r = {.token = token,
+                                        .priority = (uint32_t)(token % 4),
                                         .deadline_us = now + 1000000};
-                if (mode == 1) r.has_key = true, r.key = (rs_batcher_key){token * 0x9e3779b97f4a7c15ull, token};
+                if (mode == 1)
+                    r.has_key = true,
+                    r.key = (rs_batcher_key){token * 0x9e3779b97f4a7c15ull, token};
                 if (mode == 2) r.has_key = true, r.key = (rs_batcher_key){token / 4, 7};
                 rs_batcher_submit(b, now, &r);
             }
             now += 10;
             uint32_t n;
             while ((n = rs_batcher_poll(b, now, on_token, NULL, items, NULL)) > 0)
-                for (uint32_t i = 0; i < n; i++) rs_batcher_complete(b, items[i].ticket, on_token, NULL);
+                for (uint32_t i = 0; i < n; i++)
+                    rs_batcher_complete(b, items[i].ticket, on_token, NULL);
             now += 200; /* past the delay: whatever is left flushes next round */
         }
     } while (rs_now_ns() < end);
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
     static const char *names[] = {"distinct requests (no key)", "keyed, all different",
                                   "keyed, 3 of 4 coalesced"};
     for (int mode = 0; mode < 3; mode++)
-        printf("%-28s %7.1f ns/request (submit + poll + complete)\n", names[mode], run(mode, seconds));
+        printf("%-28s %7.1f ns/request (submit + poll + complete)\n", names[mode],
+               run(mode, seconds));
     return 0;
 }

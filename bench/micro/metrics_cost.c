@@ -53,7 +53,8 @@ static void h_infer(rs_http_server *s, const rs_http_request *req, void *arg) {
     rs_err err;
     size_t json_len = req->body_len;
     const rs_str *ihcl = rs_http_header_get(req, "inference-header-content-length");
-    if (ihcl && rs_kserve_header_length(ihcl->ptr, ihcl->len, req->body_len, &json_len, &err) != 0) exit(1);
+    if (ihcl && rs_kserve_header_length(ihcl->ptr, ihcl->len, req->body_len, &json_len, &err) != 0)
+        exit(1);
     if (rs_kserve_parse_infer(req->body, req->body_len, json_len, &kr, &a, &err) != 0) {
         fprintf(stderr, "parse: %s\n", err.msg);
         exit(1);
@@ -68,8 +69,8 @@ static void h_infer(rs_http_server *s, const rs_http_request *req, void *arg) {
                                  .data = (const uint8_t *)probs,
                                  .byte_len = sizeof(probs)};
     bool binary[1] = {kr.params.binary_data_output};
-    rs_kserve_response resp = {.model_name = "digits", .model_version = "1", .outputs = &outs,
-                               .binary = binary};
+    rs_kserve_response resp = {
+        .model_name = "digits", .model_version = "1", .outputs = &outs, .binary = binary};
     size_t total;
     if (rs_kserve_render_response(&resp, render_buf, sizeof(render_buf), &json_len, &total, &err) !=
         0) {
@@ -118,13 +119,15 @@ int main(int argc, char **argv) {
 
     /* The same request and response with the binary tensor data extension. */
     static char bin_req[8192];
-    static const char bin_json[] = "{\"parameters\":{\"binary_data_output\":true},\"inputs\":[{\"name\":"
-                                   "\"pixels\",\"shape\":[8,64],\"datatype\":\"FP32\",\"parameters\":"
-                                   "{\"binary_data_size\":2048}}]}";
-    size_t bl = (size_t)snprintf(bin_req, sizeof(bin_req),
-                                 "POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
-                                 "Inference-Header-Content-Length: %zu\r\nContent-Length: %zu\r\n\r\n%s",
-                                 sizeof(bin_json) - 1, sizeof(bin_json) - 1 + 2048, bin_json);
+    static const char bin_json[] =
+        "{\"parameters\":{\"binary_data_output\":true},\"inputs\":[{\"name\":"
+        "\"pixels\",\"shape\":[8,64],\"datatype\":\"FP32\",\"parameters\":"
+        "{\"binary_data_size\":2048}}]}";
+    size_t bl =
+        (size_t)snprintf(bin_req, sizeof(bin_req),
+                         "POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
+                         "Inference-Header-Content-Length: %zu\r\nContent-Length: %zu\r\n\r\n%s",
+                         sizeof(bin_json) - 1, sizeof(bin_json) - 1 + 2048, bin_json);
     for (int i = 0; i < 512; i++) {
         float f = (float)((i * 7) % 17);
         memcpy(bin_req + bl + 4 * i, &f, 4);
@@ -134,7 +137,8 @@ int main(int argc, char **argv) {
     start = rs_now_ns();
     end = start + (uint64_t)(seconds * 1e9);
     do {
-        for (int i = 0; i < 16; i++) rs_http_conn_feed(conn, (const uint8_t *)bin_req, bl);
+        for (int i = 0; i < 16; i++)
+            rs_http_conn_feed(conn, (const uint8_t *)bin_req, bl);
         ops += 16;
     } while (rs_now_ns() < end);
     double bin_ns = (double)(rs_now_ns() - start) / (double)ops;

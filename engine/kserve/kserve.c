@@ -505,8 +505,10 @@ static int parse_outputs(json_object *jo, rs_kserve_request *out, rs_err *err) {
 int rs_kserve_header_length(const char *value, size_t value_len, uint64_t body_len,
                             size_t *json_len, rs_err *err) {
     /* optional whitespace around a header value (RFC 9110 OWS) */
-    while (value_len && (*value == ' ' || *value == '\t')) value++, value_len--;
-    while (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t')) value_len--;
+    while (value_len && (*value == ' ' || *value == '\t'))
+        value++, value_len--;
+    while (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
+        value_len--;
     uint64_t v = 0;
     bool ok = value_len > 0 && value_len <= 19;
     for (size_t i = 0; ok && i < value_len; i++) {
