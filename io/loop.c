@@ -793,6 +793,7 @@ rs_loop *rs_loop_create(const rs_loop_config *cfg_in, rs_err *err) {
         return NULL;
     }
     rs__tls_loop = loop;
+    RS_LOG_ONCE(RS_LOG_INFO, "io: event loop backend: %s", rs_io_backend_name(be));
     return loop;
 }
 
