@@ -146,7 +146,15 @@ static void print_json(const rs_bench_cfg *cfg, const char *target, const char *
                (unsigned long long)r->status[s]);
         sep = ", ";
     }
-    printf("}}}\n");
+    printf("}}, \"first_error\": \"");
+    for (const char *q = r->first_error; *q; q++) /* JSON string escaping */
+        if (*q == '"' || *q == '\\')
+            printf("\\%c", *q);
+        else if ((unsigned char)*q < 0x20)
+            printf("\\u%04x", *q);
+        else
+            putchar(*q);
+    printf("\"}\n");
 }
 
 static void print_table(const rs_bench_cfg *cfg, const char *target, const char *backend,
@@ -181,6 +189,7 @@ static void print_table(const rs_bench_cfg *cfg, const char *target, const char 
         if (r->status[s])
             printf("    status %-5s %12llu\n", status_label(cfg->proto, s, lb, sizeof(lb)),
                    (unsigned long long)r->status[s]);
+    if (r->first_error[0]) printf("  first error: %s\n", r->first_error);
 }
 
 int rs_cmd_bench(int argc, char **argv) {

@@ -124,7 +124,7 @@ if want 4; then
 fi
 
 # ringserve serve (coordinator + one worker) with the given io backend.
-SERVE_PID=""; HTTP_PORT=""; FRAMED_PORT=""; WORKER_PORT=""
+SERVE_PID=""; SERVE_CHILDREN=""; HTTP_PORT=""; FRAMED_PORT=""; WORKER_PORT=""
 start_serve() { # backend
   WORKER_PORT=$(free_port)
   cat > "$T/serve-$1.yaml" <<YAML
@@ -159,12 +159,23 @@ YAML
   HTTP_PORT=$(sed -n 's/.*http \([0-9]*\), framed \([0-9]*\).*/\1/p' "$T/serve-$1.log" | head -1)
   FRAMED_PORT=$(sed -n 's/.*http \([0-9]*\), framed \([0-9]*\).*/\2/p' "$T/serve-$1.log" | head -1)
   for i in $(seq 1 300); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/v2/health/ready")" = 200 ] && return 0
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/v2/health/ready")" = 200 ]; then
+      # serve's worker processes: stopped with it (serve's SIGTERM has been
+      # seen to leave them running)
+      SERVE_CHILDREN=$(pgrep -P "$SERVE_PID" || true)
+      for c in $SERVE_CHILDREN; do PIDS+=("$c"); done
+      return 0
+    fi
     sleep 0.1
   done
   echo "compare.sh: ringserve serve ($1) never became ready" >&2; cat "$T/serve-$1.log" >&2; exit 1
 }
-stop_serve() { stop_pid "$SERVE_PID"; SERVE_PID=""; rm -f "/dev/shm/$CACHE_NAME"; }
+stop_serve() {
+  stop_pid "$SERVE_PID"
+  for c in $SERVE_CHILDREN; do kill "$c" 2>/dev/null || true; done
+  SERVE_PID=""; SERVE_CHILDREN=""
+  rm -f "/dev/shm/$CACHE_NAME"
+}
 
 # One `ringserve bench` run -> $T/r/<name>.json
 mkdir -p "$T/r"
@@ -325,6 +336,8 @@ def load_wrk(name):
 
 rows = []
 def pair(title, a_name, a, b_name, b, metric, higher_better, note=""):
+    if not a and not b:
+        return  # not selected with --only
     if not a or not b:
         rows.append({"comparison": title, "a": a_name, "b": b_name, "missing": True})
         return

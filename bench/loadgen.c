@@ -181,6 +181,10 @@ static ssize_t framed_on_data(bconn *bc, const uint8_t *d, size_t len) {
                 count_error(bc, RS_BENCH_E_PROTOCOL, 0);
                 return -1;
             }
+            rs_bench_result *res = bc->t->res;
+            if (!res->first_error[0])
+                snprintf(res->first_error, sizeof(res->first_error), "%s: %.*s",
+                         rs_status_name((rs_status)e.code), (int)e.message.len, e.message.ptr);
             off += (size_t)sz;
             bc_complete(bc, RS_BENCH_E_STATUS, e.code);
         } else {
@@ -543,6 +547,8 @@ int rs_bench_run(const rs_bench_cfg *cfg, rs_bench_result *out, double *measured
             break;
         }
         rs_bench_result *r = &res[i];
+        if (!out->first_error[0])
+            memcpy(out->first_error, r->first_error, sizeof(out->first_error));
         rs_bhist_merge(&out->hist, &r->hist);
         out->ok += r->ok;
         out->cache_hits += r->cache_hits;

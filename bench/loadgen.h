@@ -58,6 +58,7 @@ typedef struct rs_bench_result {
     uint64_t status[RS_BENCH_STATUS_SLOTS]; /* per HTTP code / framed rs_status */
     uint64_t bytes_in, bytes_out;
     uint64_t late_sends; /* open loop: sends that left after their intended time + 1 ms */
+    char first_error[256]; /* the first framed ERROR: "STATUS: message" (what the server said) */
 } rs_bench_result;
 
 typedef struct rs_bench_cfg {

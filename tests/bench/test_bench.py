@@ -256,6 +256,7 @@ class BenchFramed(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertGreater(r["errors"]["by_status"]["OVERLOADED"], 0)
         self.assertEqual(r["errors"]["by_status"]["OVERLOADED"], r["errors"]["status"])
+        self.assertEqual(r["first_error"], "OVERLOADED: queue full")
 
 
 class BenchArgs(unittest.TestCase):
