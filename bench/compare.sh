@@ -171,6 +171,7 @@ YAML
   echo "compare.sh: ringserve serve ($1) never became ready" >&2; cat "$T/serve-$1.log" >&2; exit 1
 }
 stop_serve() {
+  SERVE_CHILDREN="$SERVE_CHILDREN $(pgrep -P "$SERVE_PID" || true)"
   stop_pid "$SERVE_PID"
   for c in $SERVE_CHILDREN; do kill "$c" 2>/dev/null || true; done
   SERVE_PID=""; SERVE_CHILDREN=""
@@ -290,6 +291,7 @@ PYEOF
   if [ "$BE" = uring ] && want 4; then
     # saturation with batching: closed loop with many requests in flight
     rsbench "4-probe" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --unique --concurrency 64
+    rsbench "4-probe-nobatch" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-nobatch --shape 1,1024 --unique --concurrency 64
     RATE=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(max(1, int(r["rps"] * 0.8)))' "$T/r/4-probe.json")
     echo "$RATE" > "$T/r/4-rate"
     say "offered rate for 4: $RATE req/s (0.8 x batching's closed-loop saturation)"
@@ -362,6 +364,8 @@ for name, label in (("3-coordinator", f"batch delay {id_delay_us} us"), ("3-coor
     for q in ("p50", "p99"):
         pair(f"3 identity {q} ({label}): coordinator->worker vs direct", "via coordinator", c, "worker direct", w,
              q + "_us", False, f"overhead {c[q + '_us'] - w[q + '_us']:.1f} us" if c and w else "")
+pair("4 mlp-bench saturation (closed loop, 64 conns): batching on vs off", "batching", load("4-probe"),
+     "no batching", load("4-probe-nobatch"), "rps", True)
 b, nb = load("4-batching"), load("4-nobatching")
 rate = open(os.path.join(d, "4-rate")).read().strip() if os.path.exists(os.path.join(d, "4-rate")) else "?"
 pair(f"4 mlp-bench throughput at {rate} req/s offered: batching on vs off", "batching", b, "no batching", nb, "rps", True)
