@@ -27,10 +27,14 @@ const char *rs_io_backend_name(rs_io_backend backend) {
 }
 
 int rs_io_backend_parse(const char *name, rs_io_backend *out) {
-    if (strcmp(name, "auto") == 0) *out = RS_IO_AUTO;
-    else if (strcmp(name, "uring") == 0 || strcmp(name, "io_uring") == 0) *out = RS_IO_URING;
-    else if (strcmp(name, "epoll") == 0) *out = RS_IO_EPOLL;
-    else return -1;
+    if (strcmp(name, "auto") == 0)
+        *out = RS_IO_AUTO;
+    else if (strcmp(name, "uring") == 0 || strcmp(name, "io_uring") == 0)
+        *out = RS_IO_URING;
+    else if (strcmp(name, "epoll") == 0)
+        *out = RS_IO_EPOLL;
+    else
+        return -1;
     return 0;
 }
 
@@ -77,8 +81,8 @@ static int rs_uring_probe(char *why, size_t why_bytes) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     void *mem = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem != MAP_FAILED) {
-        struct io_uring_buf_reg reg = {.ring_addr = (unsigned long)mem, .ring_entries = 1,
-                                       .bgid = 7};
+        struct io_uring_buf_reg reg = {
+            .ring_addr = (unsigned long)mem, .ring_entries = 1, .bgid = 7};
         int r = io_uring_register_buf_ring(&ring, &reg, 0);
         if (r == 0) io_uring_unregister_buf_ring(&ring, 7);
         munmap(mem, page);
@@ -109,9 +113,7 @@ out:
 int rs_io_backend_decide(rs_io_backend requested, int probe_rc, const char *probe_why,
                          rs_io_backend *out, rs_err *err) {
     switch (requested) {
-    case RS_IO_EPOLL:
-        *out = RS_IO_EPOLL;
-        return 0;
+    case RS_IO_EPOLL: *out = RS_IO_EPOLL; return 0;
     case RS_IO_URING:
         if (probe_rc == 0) {
             *out = RS_IO_URING;
@@ -139,7 +141,9 @@ static pthread_once_t rs_probe_once = PTHREAD_ONCE_INIT;
 static int rs_probe_rc;
 static char rs_probe_why[160];
 
-static void rs_probe_run(void) { rs_probe_rc = rs_uring_probe(rs_probe_why, sizeof(rs_probe_why)); }
+static void rs_probe_run(void) {
+    rs_probe_rc = rs_uring_probe(rs_probe_why, sizeof(rs_probe_why));
+}
 
 int rs_io_backend_resolve(rs_io_backend requested, rs_io_backend *out, rs_err *err) {
     /* AUTO defers to the process-wide --io-backend (rs_opts), so a loop that

@@ -65,8 +65,8 @@ int rs_loop_config_check(const rs_loop_config *cfg, rs_err *err) {
              "must be in [512, 16 MiB]");
     RS_CHECK(cfg->send_buf_count >= 1 && cfg->send_buf_count <= (1u << 24), "send_buf_count",
              "must be in [1, 16777216]");
-    RS_CHECK((uint64_t)cfg->send_buf_bytes * cfg->send_buf_count <= (1ull << 30),
-             "send_buf_count", "send_buf_bytes * send_buf_count must be at most 1 GiB");
+    RS_CHECK((uint64_t)cfg->send_buf_bytes * cfg->send_buf_count <= (1ull << 30), "send_buf_count",
+             "send_buf_bytes * send_buf_count must be at most 1 GiB");
     RS_CHECK(cfg->conn_read_max_bytes >= cfg->recv_buf_bytes, "conn_read_max_bytes",
              "must be at least recv_buf_bytes");
     RS_CHECK(cfg->conn_read_max_bytes <= (1ull << 32), "conn_read_max_bytes",
@@ -149,7 +149,6 @@ void rs_timer_init(rs_timer *t, rs_timer_fn fn, void *arg) {
     t->heap_index = UINT32_MAX;
 }
 
-
 static int rs__timer_arm(rs_loop *loop, rs_timer *t, uint64_t delay_ns) {
     t->deadline_ns = loop->now_ns + delay_ns;
     if (rs_timer_armed(t)) {
@@ -216,7 +215,9 @@ rs_conn *rs__conn_alloc(rs_loop *loop) {
     return c;
 }
 
-rs_conn_id rs_conn_get_id(const rs_conn *c) { return ((uint64_t)c->slot << 32) | c->gen; }
+rs_conn_id rs_conn_get_id(const rs_conn *c) {
+    return ((uint64_t)c->slot << 32) | c->gen;
+}
 
 rs_conn *rs_loop_conn(rs_loop *loop, rs_conn_id id) {
     uint32_t slot = (uint32_t)(id >> 32), gen = (uint32_t)id;
@@ -226,12 +227,24 @@ rs_conn *rs_loop_conn(rs_loop *loop, rs_conn_id id) {
     return c;
 }
 
-rs_loop *rs_conn_loop(const rs_conn *c) { return c->loop; }
-void *rs_conn_udata(const rs_conn *c) { return c->udata; }
-void rs_conn_set_udata(rs_conn *c, void *udata) { c->udata = udata; }
-void *rs_conn_listener_udata(const rs_conn *c) { return c->listener_udata; }
-int rs_conn_fd(const rs_conn *c) { return c->fd; }
-uint64_t rs_conn_write_queued(const rs_conn *c) { return c->wq_bytes; }
+rs_loop *rs_conn_loop(const rs_conn *c) {
+    return c->loop;
+}
+void *rs_conn_udata(const rs_conn *c) {
+    return c->udata;
+}
+void rs_conn_set_udata(rs_conn *c, void *udata) {
+    c->udata = udata;
+}
+void *rs_conn_listener_udata(const rs_conn *c) {
+    return c->listener_udata;
+}
+int rs_conn_fd(const rs_conn *c) {
+    return c->fd;
+}
+uint64_t rs_conn_write_queued(const rs_conn *c) {
+    return c->wq_bytes;
+}
 
 void rs_conn_peer_name(const rs_conn *c, char *out, size_t out_bytes) {
     struct sockaddr_storage ss;
@@ -248,8 +261,10 @@ void rs_conn_peer_name(const rs_conn *c, char *out, size_t out_bytes) {
     char serv[16] = "?";
     getnameinfo((const struct sockaddr *)sa, sizeof(*sa), host, sizeof(host), serv, sizeof(serv),
                 NI_NUMERICHOST | NI_NUMERICSERV);
-    if (sa->ss_family == AF_INET6) snprintf(out, out_bytes, "[%s]:%s", host, serv);
-    else snprintf(out, out_bytes, "%s:%s", host, serv);
+    if (sa->ss_family == AF_INET6)
+        snprintf(out, out_bytes, "[%s]:%s", host, serv);
+    else
+        snprintf(out, out_bytes, "%s:%s", host, serv);
 }
 
 /* ---- work lists ---------------------------------------------------------- */
@@ -324,8 +339,10 @@ static int rs__queue(rs_conn *c, const struct iovec *iov, int iovcnt, size_t tot
         while (left > 0) {
             if (c->wq_tail == RS_NONE || loop->chunks[c->wq_tail].len == cb) {
                 uint32_t n = rs__chunk_take(loop);
-                if (c->wq_tail == RS_NONE) c->wq_head = n;
-                else loop->chunks[c->wq_tail].next = n;
+                if (c->wq_tail == RS_NONE)
+                    c->wq_head = n;
+                else
+                    loop->chunks[c->wq_tail].next = n;
                 c->wq_tail = n;
             }
             rs_chunk *t = &loop->chunks[c->wq_tail];
@@ -344,7 +361,8 @@ int rs_conn_sendv(rs_conn *c, const struct iovec *iov, int iovcnt) {
     rs_loop *loop = c->loop;
     if (c->wq_bytes > 2 * loop->cfg.conn_write_queue_max_bytes) return -ENOBUFS;
     size_t total = 0;
-    for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
     if (total == 0) return 0;
     bool was = rs__conn_want_read(c);
     if (rs__queue(c, iov, iovcnt, total) != 0) {
@@ -397,8 +415,10 @@ void rs__conn_sent(rs_conn *c, ssize_t n) {
         if (ch->sent < ch->len) break;
         c->wq_head = ch->next;
         if (c->wq_tail == ci) c->wq_tail = RS_NONE;
-        if (ch->zc_pending) ch->detached = 1; /* freed by its last notification */
-        else rs__chunk_free(loop, ci);
+        if (ch->zc_pending)
+            ch->detached = 1; /* freed by its last notification */
+        else
+            rs__chunk_free(loop, ci);
     }
     if (c->paused_bp && c->wq_bytes <= loop->cfg.conn_write_queue_max_bytes / 2) {
         bool was = rs__conn_want_read(c);
@@ -439,7 +459,8 @@ static int rs__store(rs_conn *c, const uint8_t *data, size_t len) {
             c->rcap = loop->asm_block_bytes;
         } else {
             uint64_t cap = c->rcap ? c->rcap * 2 : (uint64_t)loop->asm_block_bytes * 2;
-            while (cap < need) cap *= 2;
+            while (cap < need)
+                cap *= 2;
             if (cap > loop->cfg.conn_read_max_bytes) cap = loop->cfg.conn_read_max_bytes;
             uint8_t *p = malloc(cap);
             if (!p) return -ENOMEM;
@@ -515,8 +536,10 @@ void rs__conn_input_end(rs_conn *c, int err) {
         c->state = RS_CONN_DRAINING;
         c->loop->ops->conn_read_update(c->loop, c);
     }
-    if (c->wq_head == RS_NONE) rs__conn_abort(c, c->close_err);
-    else rs__flush_add(c);
+    if (c->wq_head == RS_NONE)
+        rs__conn_abort(c, c->close_err);
+    else
+        rs__flush_add(c);
 }
 
 void rs_conn_pause_read(rs_conn *c) {
@@ -539,8 +562,10 @@ static void rs__idle_fire(rs_loop *loop, rs_timer *t, void *arg) {
     if (c->state == RS_CONN_CLOSING || c->state == RS_CONN_FREE) return;
     uint64_t idle_ns = (uint64_t)loop->cfg.idle_timeout_ms * 1000000ull;
     uint64_t quiet = loop->now_ns - c->last_active_ns;
-    if (quiet >= idle_ns) rs__conn_abort(c, -ETIMEDOUT);
-    else rs__timer_arm(loop, &c->idle_timer, idle_ns - quiet);
+    if (quiet >= idle_ns)
+        rs__conn_abort(c, -ETIMEDOUT);
+    else
+        rs__timer_arm(loop, &c->idle_timer, idle_ns - quiet);
 }
 
 static void rs__conn_opened(rs_conn *c) {
@@ -662,8 +687,10 @@ static void rs__process_pending(rs_loop *loop) {
         rs_conn *c = &loop->conns[i];
         i = c->pending_next;
         c->in_pending = false;
-        if (c->state == RS_CONN_CLOSING) rs__conn_check_finish(c);
-        else if (c->state == RS_CONN_OPEN && rs__conn_want_read(c)) rs__deliver_buffered(c);
+        if (c->state == RS_CONN_CLOSING)
+            rs__conn_check_finish(c);
+        else if (c->state == RS_CONN_OPEN && rs__conn_want_read(c))
+            rs__deliver_buffered(c);
     }
 }
 
@@ -688,7 +715,9 @@ static void rs__process_flush(rs_loop *loop) {
 static _Thread_local rs_loop *rs__tls_loop;
 
 rs_loop *rs__current_loop(void);
-rs_loop *rs__current_loop(void) { return rs__tls_loop; }
+rs_loop *rs__current_loop(void) {
+    return rs__tls_loop;
+}
 
 int rs_loop_post(rs_loop *target, rs_post_fn fn, void *arg) {
     pthread_mutex_lock(&target->post_mu);
@@ -783,10 +812,13 @@ rs_loop *rs_loop_create(const rs_loop_config *cfg_in, rs_err *err) {
     }
     loop->conn_free_n = cfg->max_conns;
     loop->chunk_free = RS_NONE;
-    for (uint32_t i = cfg->send_buf_count; i-- > 0;) rs__chunk_free(loop, i);
-    for (uint32_t i = 0; i < cfg->read_asm_count; i++) loop->asm_free[i] = i;
+    for (uint32_t i = cfg->send_buf_count; i-- > 0;)
+        rs__chunk_free(loop, i);
+    for (uint32_t i = 0; i < cfg->read_asm_count; i++)
+        loop->asm_free[i] = i;
     loop->asm_free_n = cfg->read_asm_count;
-    for (uint32_t i = 0; i < cfg->max_listeners; i++) loop->listeners[i].fd = -1;
+    for (uint32_t i = 0; i < cfg->max_listeners; i++)
+        loop->listeners[i].fd = -1;
     if (loop->ops->init(loop, err) != 0) {
         loop->ops = NULL;
         rs_loop_destroy(loop);
@@ -820,10 +852,12 @@ void rs_loop_destroy(rs_loop *loop) {
         }
         for (uint32_t i = 0; i < RS_LOOP_MAX_WATCHES; i++)
             if (loop->watches[i].active) rs_loop_unwatch_fd(loop, loop->watches[i].fd);
-        while (loop->heap_n > 0) rs__heap_remove(loop, loop->heap[loop->heap_n - 1]);
+        while (loop->heap_n > 0)
+            rs__heap_remove(loop, loop->heap[loop->heap_n - 1]);
         /* Reap every completion (cancellations, zero-copy notifications)
          * before any buffer is unregistered or freed. */
-        for (int i = 0; rs__loop_busy(loop) && i < 100000; i++) rs__iterate(loop, 10000000ull);
+        for (int i = 0; rs__loop_busy(loop) && i < 100000; i++)
+            rs__iterate(loop, 10000000ull);
         if (rs__loop_busy(loop)) RS_ERROR("io: loop destroy: operations still in flight");
         rs__loop_drain_posts(loop);
         loop->ops->fini(loop);
@@ -881,21 +915,32 @@ int rs_loop_run(rs_loop *loop) {
     return 0;
 }
 
-rs_io_backend rs_loop_backend(const rs_loop *loop) { return loop->backend; }
-uint64_t rs_loop_now_ns(const rs_loop *loop) { return loop->now_ns; }
-void rs_loop_set_udata(rs_loop *loop, void *udata) { loop->udata = udata; }
-void *rs_loop_udata(const rs_loop *loop) { return loop->udata; }
+rs_io_backend rs_loop_backend(const rs_loop *loop) {
+    return loop->backend;
+}
+uint64_t rs_loop_now_ns(const rs_loop *loop) {
+    return loop->now_ns;
+}
+void rs_loop_set_udata(rs_loop *loop, void *udata) {
+    loop->udata = udata;
+}
+void *rs_loop_udata(const rs_loop *loop) {
+    return loop->udata;
+}
 void rs_loop_set_tick(rs_loop *loop, rs_tick_fn fn, void *arg) {
     loop->tick_fn = fn;
     loop->tick_arg = arg;
 }
-void rs_loop_get_stats(const rs_loop *loop, rs_loop_stats *out) { *out = loop->stats; }
+void rs_loop_get_stats(const rs_loop *loop, rs_loop_stats *out) {
+    *out = loop->stats;
+}
 
 /* ---- listeners, connect, watches ---------------------------------------- */
 
 int rs__resolve_addr(const char *host, uint16_t port, struct sockaddr_storage *out,
                      socklen_t *out_len, rs_err *err) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | (host ? 0 : AI_PASSIVE)};
     char serv[8];
     snprintf(serv, sizeof(serv), "%u", port);
@@ -914,7 +959,8 @@ int rs__resolve_addr(const char *host, uint16_t port, struct sockaddr_storage *o
 int rs_loop_listen(rs_loop *loop, const char *host, uint16_t port, bool reuseport,
                    const rs_conn_ops *ops, void *udata, rs_err *err) {
     uint32_t lid = 0;
-    while (lid < loop->cfg.max_listeners && loop->listeners[lid].used) lid++;
+    while (lid < loop->cfg.max_listeners && loop->listeners[lid].used)
+        lid++;
     if (lid == loop->cfg.max_listeners) {
         rs_err_set(err, "io: listen: all %u listener slots in use (max_listeners)",
                    loop->cfg.max_listeners);
@@ -1002,7 +1048,8 @@ rs_conn *rs_loop_connect(rs_loop *loop, const char *host, uint16_t port, const r
 
 int rs_loop_watch_fd(rs_loop *loop, int fd, uint32_t events, rs_fd_fn fn, void *arg) {
     uint32_t w = 0;
-    while (w < RS_LOOP_MAX_WATCHES && loop->watches[w].used) w++;
+    while (w < RS_LOOP_MAX_WATCHES && loop->watches[w].used)
+        w++;
     if (w == RS_LOOP_MAX_WATCHES) return -ENOSPC;
     rs_watch *x = &loop->watches[w];
     memset(x, 0, sizeof(*x));

@@ -103,13 +103,16 @@ static void rs_ep_update(rs_loop *loop, rs_conn *c) {
     c->ev_mask = want | RS_EP_REGISTERED;
 }
 
-static void rs_ep_conn_open(rs_loop *loop, rs_conn *c) { rs_ep_update(loop, c); }
-static void rs_ep_conn_read_update(rs_loop *loop, rs_conn *c) { rs_ep_update(loop, c); }
+static void rs_ep_conn_open(rs_loop *loop, rs_conn *c) {
+    rs_ep_update(loop, c);
+}
+static void rs_ep_conn_read_update(rs_loop *loop, rs_conn *c) {
+    rs_ep_update(loop, c);
+}
 
 /* Writes as much of the queue as the socket takes, one sendmsg per round. */
 static void rs_ep_conn_flush(rs_loop *loop, rs_conn *c) {
-    while (c->wq_head != RS_NONE &&
-           (c->state == RS_CONN_OPEN || c->state == RS_CONN_DRAINING)) {
+    while (c->wq_head != RS_NONE && (c->state == RS_CONN_OPEN || c->state == RS_CONN_DRAINING)) {
         struct iovec iov[RS_EP_IOV];
         int n = 0;
         for (uint32_t i = c->wq_head; i != RS_NONE && n < RS_EP_IOV; i = loop->chunks[i].next) {
@@ -140,7 +143,8 @@ static void rs_ep_conn_flush(rs_loop *loop, rs_conn *c) {
 
 static void rs_ep_conn_cancel(rs_loop *loop, rs_conn *c) {
     rs_epoll *ep = loop->be;
-    if (c->fd >= 0 && (c->ev_mask & RS_EP_REGISTERED)) epoll_ctl(ep->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->fd >= 0 && (c->ev_mask & RS_EP_REGISTERED))
+        epoll_ctl(ep->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->ev_mask = 0;
 }
 
@@ -250,9 +254,7 @@ static int rs_ep_wait(rs_loop *loop, uint64_t timeout_ns) {
             }
             break;
         }
-        case RS_EP_LISTENER:
-            rs_ep_accept(loop, idx);
-            break;
+        case RS_EP_LISTENER: rs_ep_accept(loop, idx); break;
         case RS_EP_WATCH: {
             rs_watch *w = &loop->watches[idx];
             if (w->used && w->active) w->fn(loop, w->fd, ev, w->arg);

@@ -50,23 +50,23 @@ struct rs_conn {
     int close_err;
 
     /* read side */
-    uint8_t *rbuf;     /* assembly buffer: pool block or heap */
-    uint32_t rblock;   /* pool block index, RS_NONE when heap or none */
-    uint64_t rlen;     /* unconsumed bytes in rbuf */
+    uint8_t *rbuf;   /* assembly buffer: pool block or heap */
+    uint32_t rblock; /* pool block index, RS_NONE when heap or none */
+    uint64_t rlen;   /* unconsumed bytes in rbuf */
     uint64_t rcap;
-    bool paused_user;  /* rs_conn_pause_read */
-    bool paused_bp;    /* write queue over the limit */
-    bool paused_pool;  /* send slab was empty when it tried to send */
+    bool paused_user; /* rs_conn_pause_read */
+    bool paused_bp;   /* write queue over the limit */
+    bool paused_pool; /* send slab was empty when it tried to send */
     bool read_eof;
-    bool recv_armed;   /* backend: receive operation outstanding / registered */
-    bool recv_cancel;  /* backend: cancel of the receive requested */
+    bool recv_armed;  /* backend: receive operation outstanding / registered */
+    bool recv_cancel; /* backend: cancel of the receive requested */
 
     /* write side */
     uint32_t wq_head, wq_tail; /* chunk indices, RS_NONE when empty */
     uint64_t wq_bytes;
     bool send_inflight;
-    bool want_out; /* epoll: waiting for EPOLLOUT */
-    bool zc_skip;  /* uring: SEND_ZC refused (ENOBUFS): next send is a plain one */
+    bool want_out;       /* epoll: waiting for EPOLLOUT */
+    bool zc_skip;        /* uring: SEND_ZC refused (ENOBUFS): next send is a plain one */
     uint32_t send_chunk; /* head chunk when the send was submitted */
     uint64_t send_len;   /* bytes in the in-flight send */
     /* uring: a queue of several chunks goes out as one SENDMSG */
@@ -103,8 +103,8 @@ typedef struct rs_watch {
     uint32_t events;
     rs_fd_fn fn;
     void *arg;
-    bool used;     /* slot taken (until its last completion) */
-    bool active;   /* watched (false once unwatched) */
+    bool used;   /* slot taken (until its last completion) */
+    bool active; /* watched (false once unwatched) */
     bool armed;
     bool cancel_pending; /* backend: a removal is outstanding */
     uint32_t inflight;

@@ -114,15 +114,16 @@ static int rs_ur_bufring_init(rs_loop *loop, rs_uring *ur, rs_err *err) {
     uint32_t n = loop->cfg.recv_buf_count;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     ur->br_bytes = (n * sizeof(struct io_uring_buf) + page - 1) / page * page;
-    void *mem = mmap(NULL, ur->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *mem =
+        mmap(NULL, ur->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
         rs_err_set(err, "io: buffer ring: mmap: %s", strerror(errno));
         return -1;
     }
     ur->br = mem;
     io_uring_buf_ring_init(ur->br);
-    struct io_uring_buf_reg reg = {.ring_addr = (unsigned long)ur->br, .ring_entries = n,
-                                   .bgid = RS_UR_BGID};
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (unsigned long)ur->br, .ring_entries = n, .bgid = RS_UR_BGID};
     int rc = io_uring_register_buf_ring(&ur->ring, &reg, 0);
     if (rc != 0) {
         rs_err_set(err, "io: io_uring_register_buf_ring: %s", strerror(-rc));
@@ -161,14 +162,16 @@ static int rs_ur_init(rs_loop *loop, rs_err *err) {
     ur->evfd = -1;
     loop->be = ur;
     uint32_t cq = 4096;
-    while (cq < 2 * loop->cfg.max_conns && cq < 65536) cq *= 2;
+    while (cq < 2 * loop->cfg.max_conns && cq < 65536)
+        cq *= 2;
     if (rs_ur_ring_init(ur, cq, err) != 0) return -1;
     ur->ring_ok = true;
     if (rs_ur_bufring_init(loop, ur, err) != 0) return -1;
 
     /* Registered send slab: pinned memory counts against RLIMIT_MEMLOCK. */
     struct iovec iov = {.iov_base = loop->send_mem, .iov_len = loop->send_mem_bytes};
-    int rc = rs__uring_refuse_registration ? -ENOMEM : io_uring_register_buffers(&ur->ring, &iov, 1);
+    int rc =
+        rs__uring_refuse_registration ? -ENOMEM : io_uring_register_buffers(&ur->ring, &iov, 1);
     if (rc == 0) {
         ur->send_registered = true;
     } else {
@@ -217,7 +220,8 @@ static void rs_ur_reap(rs_loop *loop, rs_uring *ur) {
             batch[i].flags = cqes[i]->flags;
         }
         io_uring_cq_advance(&ur->ring, n);
-        for (unsigned i = 0; i < n; i++) rs_ur_handle(loop, batch[i].ud, batch[i].res, batch[i].flags);
+        for (unsigned i = 0; i < n; i++)
+            rs_ur_handle(loop, batch[i].ud, batch[i].res, batch[i].flags);
         if (ur->br_added) {
             io_uring_buf_ring_advance(ur->br, (int)ur->br_added);
             ur->br_added = 0;
@@ -322,7 +326,9 @@ static void rs_ur_conn_read_update(rs_loop *loop, rs_conn *c) {
     }
 }
 
-static void rs_ur_conn_open(rs_loop *loop, rs_conn *c) { rs_ur_conn_read_update(loop, c); }
+static void rs_ur_conn_open(rs_loop *loop, rs_conn *c) {
+    rs_ur_conn_read_update(loop, c);
+}
 
 /* One send per socket in flight. A lone chunk goes out of the registered
  * slab (WRITE_FIXED, or SEND_ZC at or above the threshold); a queue of several
@@ -459,8 +465,10 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
     case RS_UD_ACCEPT: {
         rs_listener *l = &loop->listeners[idx];
         if (res >= 0) {
-            if (l->closing) close(res);
-            else rs__listener_accepted(loop, idx, res);
+            if (l->closing)
+                close(res);
+            else
+                rs__listener_accepted(loop, idx, res);
         } else if (res != -ECANCELED) {
             RS_LOG_ONCE(RS_LOG_WARN, "io: accept: %s", strerror(-res));
         }
@@ -530,8 +538,10 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
         if (!more) {
             w->inflight--;
             w->armed = false;
-            if (w->active) rs_ur_watch_arm(loop, idx);
-            else if (w->inflight == 0) w->used = false;
+            if (w->active)
+                rs_ur_watch_arm(loop, idx);
+            else if (w->inflight == 0)
+                w->used = false;
         } else if (!w->active && !w->cancel_pending) {
             rs_ur_watch_disarm(loop, idx);
         }
@@ -547,21 +557,21 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
         }
         break;
     }
-    case RS_UD_MSG:
-        break; /* wake_pending is set; the core drains the post queue */
+    case RS_UD_MSG: break; /* wake_pending is set; the core drains the post queue */
     case RS_UD_MSGSRC:
         ur->misc_inflight--;
         if (res < 0) RS_LOG_ONCE(RS_LOG_WARN, "io: MSG_RING: %s", strerror(-res));
         break;
     case RS_UD_CANCEL:
         ur->misc_inflight--;
-        if (hi == RS_CX_WATCH) loop->watches[idx].cancel_pending = false;
-        else if (hi == RS_CX_LISTENER) loop->listeners[idx].cancel_pending = false;
+        if (hi == RS_CX_WATCH)
+            loop->watches[idx].cancel_pending = false;
+        else if (hi == RS_CX_LISTENER)
+            loop->listeners[idx].cancel_pending = false;
         else if ((hi == RS_CX_RECV || hi == RS_CX_CONN) && loop->conns[idx].recv_armed)
             loop->conns[idx].recv_cancel = false;
         break;
-    default:
-        RS_ASSERT(!"unknown completion type");
+    default: RS_ASSERT(!"unknown completion type");
     }
     return true;
 }

@@ -38,7 +38,7 @@ typedef struct hist {
 
 static void hist_add(hist *h, uint64_t ns) {
     if (ns < H_SUB) ns = H_SUB;
-    int p = 63 - __builtin_clzll(ns);           /* >= 6 */
+    int p = 63 - __builtin_clzll(ns);             /* >= 6 */
     uint64_t sub = (ns >> (p - 6)) & (H_SUB - 1); /* next 6 bits */
     size_t i = (size_t)(p - 6) * H_SUB + sub;
     if (i >= H_POW * H_SUB) i = H_POW * H_SUB - 1;
@@ -159,8 +159,8 @@ static void cl_on_close(rs_conn *c, int err) {
     (void)c;
     if (err && err != -ECANCELED) g_cl.failed++;
 }
-static const rs_conn_ops cl_ops = {.on_connect = cl_on_connect, .on_data = cl_on_data,
-                                   .on_close = cl_on_close};
+static const rs_conn_ops cl_ops = {
+    .on_connect = cl_on_connect, .on_data = cl_on_data, .on_close = cl_on_close};
 
 static void cl_tick(rs_loop *loop, void *arg) {
     (void)arg;
@@ -215,7 +215,8 @@ static result run_cell(const cell *k) {
     memset(&s, 0, sizeof(s));
     loop_cfg(&s.cfg, k);
     pthread_create(&s.th, NULL, server_main, &s);
-    while (atomic_load(&s.port) == 0) sched_yield();
+    while (atomic_load(&s.port) == 0)
+        sched_yield();
     if (atomic_load(&s.port) < 0) {
         pthread_join(s.th, NULL);
         r.failed = 1;
@@ -308,18 +309,24 @@ int main(int argc, char **argv) {
     bool zc_sweep = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strncmp(a, "--seconds=", 10) == 0) seconds = atof(a + 10);
-        else if (strncmp(a, "--rounds=", 9) == 0) rounds = atoi(a + 9);
-        else if (strncmp(a, "--sizes=", 8) == 0) nsizes = parse_list(a + 8, sizes, 8);
-        else if (strncmp(a, "--conns=", 8) == 0) nconns = parse_list(a + 8, conns, 8);
-        else if (strcmp(a, "--zc-sweep") == 0) zc_sweep = true;
+        if (strncmp(a, "--seconds=", 10) == 0)
+            seconds = atof(a + 10);
+        else if (strncmp(a, "--rounds=", 9) == 0)
+            rounds = atoi(a + 9);
+        else if (strncmp(a, "--sizes=", 8) == 0)
+            nsizes = parse_list(a + 8, sizes, 8);
+        else if (strncmp(a, "--conns=", 8) == 0)
+            nconns = parse_list(a + 8, conns, 8);
+        else if (strcmp(a, "--zc-sweep") == 0)
+            zc_sweep = true;
         else if (strncmp(a, "--backends=", 11) == 0) {
             nb = 0;
             char buf[64];
             snprintf(buf, sizeof(buf), "%s", a + 11);
             for (char *t = strtok(buf, ","); t && nb < 2; t = strtok(NULL, ","))
                 if (rs_io_backend_parse(t, &backends[nb++]) != 0) {
-                    fprintf(stderr, "rs_echo_bench: --backends: '%s': expected uring or epoll\n", t);
+                    fprintf(stderr, "rs_echo_bench: --backends: '%s': expected uring or epoll\n",
+                            t);
                     return 2;
                 }
         } else {
@@ -335,7 +342,8 @@ int main(int argc, char **argv) {
     rs_log_set_level(RS_LOG_WARN);
     if (zc_sweep) {
         uint64_t zs[] = {1024, 4096, 8192, 16384, 65536};
-        printf("| frame | conns | send req/s | SEND_ZC req/s | ZC/send | send p99 µs | ZC p99 µs |\n");
+        printf(
+            "| frame | conns | send req/s | SEND_ZC req/s | ZC/send | send p99 µs | ZC p99 µs |\n");
         printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         for (size_t i = 0; i < sizeof(zs) / sizeof(zs[0]); i++) {
             cell k = {RS_IO_URING, zs[i], (uint32_t)conns[0], 0, 65536, seconds};

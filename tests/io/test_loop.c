@@ -24,8 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/common/opts.h"
 #include "engine/common/config.h"
+#include "engine/common/opts.h"
 #include "io/loop.h"
 #include "io/loop_config.h"
 #include "io/loop_internal.h"
@@ -35,8 +35,10 @@ static rs_io_backend g_epoll = RS_IO_EPOLL;
 
 static rs_loop *new_loop(void **state, rs_loop_config *cfg_override) {
     rs_loop_config cfg;
-    if (cfg_override) cfg = *cfg_override;
-    else rs_loop_config_default(&cfg);
+    if (cfg_override)
+        cfg = *cfg_override;
+    else
+        rs_loop_config_default(&cfg);
     cfg.backend = *(rs_io_backend *)*state;
     rs_err err = {{0}};
     rs_loop *loop = rs_loop_create(&cfg, &err);
@@ -48,7 +50,8 @@ static rs_loop *new_loop(void **state, rs_loop_config *cfg_override) {
 #define RUN_UNTIL(loop, cond)                                                                      \
     do {                                                                                           \
         int it_ = 0;                                                                               \
-        while (!(cond) && it_++ < 20000) rs_loop_run_once((loop), 50);                             \
+        while (!(cond) && it_++ < 20000)                                                           \
+            rs_loop_run_once((loop), 50);                                                          \
         assert_true(cond);                                                                         \
     } while (0)
 
@@ -106,7 +109,8 @@ static void echo_many(void **state, rs_loop_config *cfg) {
     client *cls = calloc(N, sizeof(client));
     g_done = 0;
     for (int i = 0; i < N; i++) {
-        for (size_t k = 0; k < sizeof(cls[i].msg); k++) cls[i].msg[k] = (uint8_t)(i * 7 + k);
+        for (size_t k = 0; k < sizeof(cls[i].msg); k++)
+            cls[i].msg[k] = (uint8_t)(i * 7 + k);
         assert_non_null(rs_loop_connect(loop, "127.0.0.1", port, &client_ops, &cls[i], &err));
     }
     RUN_UNTIL(loop, g_done == N);
@@ -125,7 +129,9 @@ static void echo_many(void **state, rs_loop_config *cfg) {
     free(cls);
 }
 
-static void test_echo_many(void **state) { echo_many(state, NULL); }
+static void test_echo_many(void **state) {
+    echo_many(state, NULL);
+}
 
 /* Every send zero-copy (uring; epoll ignores the threshold): each chunk is
  * reused only after its notification, and everything still arrives. */
@@ -146,7 +152,6 @@ static void test_echo_unregistered(void **state) {
     rs__uring_refuse_registration = false;
 }
 
-
 /* ---- helpers: a raw blocking client socket -------------------------------- */
 
 static int raw_connect(uint16_t port, int rcvbuf) {
@@ -155,8 +160,8 @@ static int raw_connect(uint16_t port, int rcvbuf) {
     if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     return fd;
 }
@@ -241,12 +246,13 @@ static void fs_on_close(rs_conn *c, int err) {
     g_fs.closed = true;
     g_fs.close_err = err;
 }
-static const rs_conn_ops frame_ops = {.on_open = fs_on_open, .on_data = fs_on_data,
-                                      .on_drain = fs_on_drain, .on_close = fs_on_close};
+static const rs_conn_ops frame_ops = {
+    .on_open = fs_on_open, .on_data = fs_on_data, .on_drain = fs_on_drain, .on_close = fs_on_close};
 
 static size_t make_frame(uint8_t *out, uint32_t n, uint8_t seed) {
     memcpy(out, &n, 4);
-    for (uint32_t i = 0; i < n; i++) out[4 + i] = (uint8_t)(seed + i * 13);
+    for (uint32_t i = 0; i < n; i++)
+        out[4 + i] = (uint8_t)(seed + i * 13);
     return 4 + (size_t)n;
 }
 
@@ -291,7 +297,8 @@ static void test_frame_pipelined(void **state) {
     enum { N = 200 };
     static uint8_t all[N * (4 + 600)], back[sizeof(all)];
     size_t total = 0;
-    for (int i = 0; i < N; i++) total += make_frame(all + total, (uint32_t)(i * 3 % 600), (uint8_t)i);
+    for (int i = 0; i < N; i++)
+        total += make_frame(all + total, (uint32_t)(i * 3 % 600), (uint8_t)i);
     raw_write_all(fd, all, total);
     size_t got = 0;
     RUN_UNTIL(loop, (got += raw_read_some(fd, back + got, sizeof(back) - got)) == total);
@@ -311,10 +318,12 @@ static void test_pause_resume_buffered(void **state) {
     int fd = raw_connect(port, 0);
     uint8_t all[10 * 20];
     size_t total = 0;
-    for (int i = 0; i < 10; i++) total += make_frame(all + total, 16, (uint8_t)i);
+    for (int i = 0; i < 10; i++)
+        total += make_frame(all + total, 16, (uint8_t)i);
     raw_write_all(fd, all, total);
     RUN_UNTIL(loop, g_fs.frames == 1);
-    for (int i = 0; i < 5; i++) rs_loop_run_once(loop, 1);
+    for (int i = 0; i < 5; i++)
+        rs_loop_run_once(loop, 1);
     assert_int_equal(g_fs.frames, 1); /* paused: nothing more delivered */
     for (uint64_t f = 2; f <= 10; f++) {
         rs_conn *c = rs_loop_conn(loop, g_fs.id);
@@ -391,8 +400,8 @@ static ssize_t hoard_on_data(rs_conn *c, const uint8_t *d, size_t n) {
     (void)c, (void)d, (void)n;
     return 0;
 }
-static const rs_conn_ops hoard_ops = {.on_open = fs_on_open, .on_data = hoard_on_data,
-                                      .on_close = fs_on_close};
+static const rs_conn_ops hoard_ops = {
+    .on_open = fs_on_open, .on_data = hoard_on_data, .on_close = fs_on_close};
 
 static void test_read_limit_closes(void **state) {
     rs_loop_config cfg;
@@ -467,7 +476,8 @@ static void test_timers(void **state) {
     rs_loop *loop = new_loop(state, &cfg);
     g_nfired = 0;
     rs_timer t[4];
-    for (int i = 0; i < 4; i++) rs_timer_init(&t[i], timer_fn, (void *)(intptr_t)i);
+    for (int i = 0; i < 4; i++)
+        rs_timer_init(&t[i], timer_fn, (void *)(intptr_t)i);
     assert_int_equal(rs_loop_timer_arm(loop, &t[0], 30000), 0);
     assert_int_equal(rs_loop_timer_arm(loop, &t[1], 10000), 0);
     assert_int_equal(rs_loop_timer_arm(loop, &t[2], 20000), 0);
@@ -481,7 +491,8 @@ static void test_timers(void **state) {
     assert_int_equal(g_fired[0], 2);
     assert_int_equal(g_fired[1], 1);
     assert_int_equal(g_fired[2], 3);
-    for (int i = 0; i < 3; i++) rs_loop_run_once(loop, 1);
+    for (int i = 0; i < 3; i++)
+        rs_loop_run_once(loop, 1);
     assert_int_equal(g_nfired, 3);
     rs_loop_destroy(loop);
 }
@@ -517,8 +528,10 @@ static void *poster_main(void *arg) {
     }
     for (int i = 0; i < p->n; i++) {
         while (rs_loop_post(p->target, post_fn, &g_posted) == -EAGAIN)
-            if (own) rs_loop_run_once(own, 0);
-            else sched_yield();
+            if (own)
+                rs_loop_run_once(own, 0);
+            else
+                sched_yield();
         if (own && i % 64 == 0) rs_loop_run_once(own, 0);
     }
     if (own) rs_loop_destroy(own); /* reaps its MSG_RING completions */
@@ -532,12 +545,16 @@ static void test_post_threads(void **state) {
     rs_loop *loop = new_loop(state, &cfg);
     atomic_store(&g_posted, 0);
     /* two plain threads (eventfd) and two loop threads (MSG_RING on uring) */
-    poster ps[4] = {{loop, RS_IO_AUTO, 2000}, {loop, RS_IO_AUTO, 2000},
-                    {loop, *(rs_io_backend *)*state, 2000}, {loop, *(rs_io_backend *)*state, 2000}};
+    poster ps[4] = {{loop, RS_IO_AUTO, 2000},
+                    {loop, RS_IO_AUTO, 2000},
+                    {loop, *(rs_io_backend *)*state, 2000},
+                    {loop, *(rs_io_backend *)*state, 2000}};
     pthread_t th[4];
-    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, poster_main, &ps[i]);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, poster_main, &ps[i]);
     RUN_UNTIL(loop, atomic_load(&g_posted) == 8000);
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
     rs_loop_destroy(loop);
 }
 
@@ -547,7 +564,8 @@ static void test_post_queue_full(void **state) {
     cfg.post_queue_capacity = 4;
     rs_loop *loop = new_loop(state, &cfg);
     atomic_store(&g_posted, 0);
-    for (int i = 0; i < 4; i++) assert_int_equal(rs_loop_post(loop, post_fn, &g_posted), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rs_loop_post(loop, post_fn, &g_posted), 0);
     assert_int_equal(rs_loop_post(loop, post_fn, &g_posted), -EAGAIN);
     RUN_UNTIL(loop, atomic_load(&g_posted) == 4);
     assert_int_equal(rs_loop_post(loop, post_fn, &g_posted), 0);
@@ -592,7 +610,8 @@ static void test_watch_fd(void **state) {
     }
     rs_loop_unwatch_fd(loop, p[0]);
     assert_int_equal(write(p[1], "y", 1), 1);
-    for (int i = 0; i < 5; i++) rs_loop_run_once(loop, 1);
+    for (int i = 0; i < 5; i++)
+        rs_loop_run_once(loop, 1);
     assert_int_equal(g_watch_hits, 3);
     rs_loop_destroy(loop);
     close(p[0]);
@@ -642,7 +661,8 @@ static void test_send_limit_and_ids(void **state) {
     assert_ptr_equal(rs_loop_conn(loop, id), c);
     uint8_t blk[3000] = {0};
     int rc = 0, sent = 0;
-    while ((rc = rs_conn_send(c, blk, sizeof(blk))) == 0) sent++;
+    while ((rc = rs_conn_send(c, blk, sizeof(blk))) == 0)
+        sent++;
     assert_int_equal(rc, -ENOBUFS);
     assert_int_equal(sent, 3); /* 9000 > 8192 after the third */
     assert_true(rs_conn_write_queued(c) == 9000);
@@ -668,7 +688,8 @@ static void test_send_pool_exhaustion(void **state) {
     int fd = raw_connect(port, 0);
     static uint8_t all[64 * (4 + 1000)], back[sizeof(all)];
     size_t total = 0;
-    for (int i = 0; i < 64; i++) total += make_frame(all + total, 1000, (uint8_t)i);
+    for (int i = 0; i < 64; i++)
+        total += make_frame(all + total, 1000, (uint8_t)i);
     raw_write_all(fd, all, total);
     size_t got = 0;
     RUN_UNTIL(loop, (got += raw_read_some(fd, back + got, sizeof(back) - got)) == total);
@@ -727,11 +748,13 @@ static void test_shutdown_in_flight(void **state) {
     assert_int_equal(rs_loop_watch_fd(loop, p[0], POLLIN, noop_watch, NULL), 0);
     rs_loop_stats st;
     RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st), st.conns_accepted == 24 && st.bytes_out > 0));
-    for (int i = 0; i < 3; i++) rs_loop_run_once(loop, 0);
+    for (int i = 0; i < 3; i++)
+        rs_loop_run_once(loop, 0);
     /* 20 outbound + 24 accepted connections, queued sends, a timer, a watch */
     rs_loop_destroy(loop);
     assert_int_equal(g_closed_cancel, 44);
-    for (int i = 0; i < 4; i++) close(raw[i]);
+    for (int i = 0; i < 4; i++)
+        close(raw[i]);
     close(p[0]);
     close(p[1]);
     assert_int_equal(count_fds(), fds_before);
@@ -833,7 +856,9 @@ static void test_config_parse(void **state) {
 
 int main(void) {
 #define BOTH(fn)                                                                                   \
-    {#fn "/uring", fn, NULL, NULL, &g_uring}, { #fn "/epoll", fn, NULL, NULL, &g_epoll }
+    {#fn "/uring", fn, NULL, NULL, &g_uring}, {                                                    \
+#fn "/epoll", fn, NULL, NULL, &g_epoll                                                     \
+    }
     const struct CMUnitTest tests[] = {
         BOTH(test_echo_many),
         BOTH(test_echo_send_zc),
