@@ -442,6 +442,127 @@ static void test_on_open_refuses(void **state) {
     rs_loop_destroy(loop);
 }
 
+/* ---- close semantics ------------------------------------------------------------ */
+
+static uint8_t g_big[1 << 20];
+static int big_on_open(rs_conn *c) {
+    /* queue 1 MiB in 64 KiB sends, then close: every byte must still arrive */
+    for (size_t off = 0; off < sizeof(g_big); off += 65536)
+        assert_int_equal(rs_conn_send(c, g_big + off, 65536), 0);
+    rs_conn_close(c);
+    assert_int_equal(rs_conn_send(c, "x", 1), -EPIPE);
+    return 0;
+}
+static const rs_conn_ops big_ops = {
+    .on_open = big_on_open, .on_data = hoard_on_data, .on_close = fs_on_close};
+
+static void test_close_flushes_queue(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.conn_write_queue_max_bytes = 1 << 20;
+    cfg.send_buf_count = 128; /* 2 MiB slab */
+    rs_loop *loop = new_loop(state, &cfg);
+    memset(&g_fs, 0, sizeof(g_fs));
+    for (size_t i = 0; i < sizeof(g_big); i++)
+        g_big[i] = (uint8_t)(i * 31 + 7);
+    uint16_t port = listen_on(loop, &big_ops, NULL);
+    int fd = raw_connect(port, 0);
+    static uint8_t back[sizeof(g_big)];
+    size_t got = 0;
+    ssize_t r = 1;
+    int it = 0;
+    while (it++ < 200000) {
+        r = recv(fd, back + got, sizeof(back) - got, MSG_DONTWAIT);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0 || errno != EAGAIN)
+            break;
+        rs_loop_run_once(loop, r > 0 ? 0 : 1);
+    }
+    assert_int_equal(r, 0); /* EOF after the last byte */
+    assert_int_equal(got, sizeof(g_big));
+    assert_memory_equal(back, g_big, sizeof(g_big));
+    RUN_UNTIL(loop, g_fs.closed);
+    assert_int_equal(g_fs.close_err, 0);
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* The peer sends its request and shuts its write side: it still gets the
+ * answer, then EOF. */
+static void test_half_close_answered(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    int fd = raw_connect(port, 0);
+    uint8_t frame[4 + 100], back[sizeof(frame) + 1];
+    size_t flen = make_frame(frame, 100, 5);
+    raw_write_all(fd, frame, flen);
+    shutdown(fd, SHUT_WR);
+    size_t got = 0;
+    ssize_t r = 1;
+    int it = 0;
+    while (it++ < 20000) {
+        r = recv(fd, back + got, sizeof(back) - got, MSG_DONTWAIT);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0 || errno != EAGAIN)
+            break;
+        rs_loop_run_once(loop, 1);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(got, flen);
+    assert_memory_equal(back, frame, flen);
+    RUN_UNTIL(loop, g_fs.closed);
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
+/* A full connection table refuses new peers and keeps serving the others;
+ * peer_name names the peer; closing a listener stops accepting. */
+static void test_table_full_and_listener_close(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.max_conns = 2;
+    rs_loop *loop = new_loop(state, &cfg);
+    memset(&g_fs, 0, sizeof(g_fs));
+    rs_err err;
+    int lid = rs_loop_listen(loop, "127.0.0.1", 0, false, &frame_ops, NULL, &err);
+    assert_true(lid >= 0);
+    uint16_t port = rs_loop_listen_port(loop, lid);
+    int a = raw_connect(port, 0), b = raw_connect(port, 0);
+    rs_loop_stats st;
+    RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st), st.conns_accepted == 2));
+    char name[64];
+    rs_conn_peer_name(rs_loop_conn(loop, g_fs.id), name, sizeof(name));
+    assert_true(strncmp(name, "127.0.0.1:", 10) == 0);
+    int c3 = raw_connect(port, 0); /* accepted by the kernel, refused by the loop */
+    char x;
+    ssize_t r = 1;
+    RUN_UNTIL(loop, (r = recv(c3, &x, 1, MSG_DONTWAIT)) == 0 || (r < 0 && errno != EAGAIN));
+    rs_loop_get_stats(loop, &st);
+    assert_int_equal(st.conns_accepted, 2);
+    /* the first two are still served */
+    uint8_t frame[4 + 8], back[sizeof(frame)];
+    size_t flen = make_frame(frame, 8, 1);
+    raw_write_all(a, frame, flen);
+    size_t got = 0;
+    RUN_UNTIL(loop, (got += raw_read_some(a, back + got, sizeof(back) - got)) == flen);
+    rs_loop_listen_close(loop, lid);
+    for (int i = 0; i < 5; i++)
+        rs_loop_run_once(loop, 1);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof(sa)), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(s);
+    close(a);
+    close(b);
+    close(c3);
+    rs_loop_destroy(loop);
+}
+
 /* ---- idle timeout ---------------------------------------------------------- */
 
 static void test_idle_timeout(void **state) {
@@ -869,6 +990,9 @@ int main(void) {
         BOTH(test_slow_reader_bounded),
         BOTH(test_read_limit_closes),
         BOTH(test_on_open_refuses),
+        BOTH(test_close_flushes_queue),
+        BOTH(test_half_close_answered),
+        BOTH(test_table_full_and_listener_close),
         BOTH(test_idle_timeout),
         BOTH(test_timers),
         BOTH(test_post_threads),
