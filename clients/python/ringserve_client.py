@@ -1048,8 +1048,10 @@ def decode_http_infer(body: bytes, headers: dict[str, str]) -> InferResult:
             t = Tensor.from_list(o["name"], o["datatype"], o["shape"], vals)
         outs[t.name] = t
     params = head.get("parameters") or {}
+    # the coordinator says it in a header (X-Ringserve-Cache: hit|miss)
+    hit = headers.get("x-ringserve-cache", "").lower() == "hit" or bool(params.get("cache_hit", False))
     return InferResult(head.get("model_name", ""), head.get("model_version", ""), head.get("id", ""),
-                       outs, bool(params.get("cache_hit", False)))
+                       outs, hit)
 
 
 # ---------------------------------------------------------------- command line
