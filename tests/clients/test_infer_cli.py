@@ -1,5 +1,10 @@
-"""Integration tests for `ringserve infer` (and examples/example_client.py).
+"""Integration tests for `ringserve infer` and examples/example_client.py.
 
+Against a real node (`ringserve serve`: coordinator + two workers): infer over
+HTTP and framed, cache miss then hit then --no-cache, .npy over HTTP, 404 and
+400 with exit 1; example_client.py over both protocols (digits accuracy equal
+to the reference, the second pass answered from the cache, seen in the
+responses and in /metrics).
 Framed: against a real `ringserve worker` on 127.0.0.1 (workers serve
 INFER_REQUEST themselves): the example JSON bodies, .npy inputs (good and
 refused), --json output, --id, server errors (unknown model, wrong input) with
@@ -21,6 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from harness import BIN, SRC, Harness, free_port, port_open, wait_for  # noqa: E402
 
 import ringserve_client as rc  # noqa: E402  (harness put clients/python on the path)
+from test_serve import serve_config, start_serve  # noqa: E402  (the coordinator tests' node)
 
 EX = os.path.join(SRC, "examples")
 
@@ -123,6 +129,65 @@ def test_framed_against_worker():
         # the worker kept serving
         code, out, err = infer("--model", "identity", "--framed", ep, "--input", f"{EX}/identity_input.json")
         assert code == 0, err
+
+
+def test_against_serve():
+    with Harness("infer-serve") as h:
+        cfg, cache = serve_config(h)
+        p, http_port, framed_port = start_serve(h, cfg)
+        hp, fp = f"127.0.0.1:{http_port}", f"127.0.0.1:{framed_port}"
+        try:
+            d0 = f"{EX}/digit0.json"
+            code, out, err = infer("--model", "digits", "--http", hp, "--input", d0)
+            assert code == 0 and output_values(out, "label") == ["0"] and " cache miss" in out, (out, err)
+            code, out, err = infer("--model", "digits", "--http", hp, "--input", d0)
+            assert code == 0 and " cache hit" in out, (out, err)
+            code, out, err = infer("--model", "digits", "--http", hp, "--input", d0, "--no-cache")
+            assert code == 0 and " cache miss" in out and output_values(out, "label") == ["0"], (out, err)
+            code, out, err = infer("--model", "digits", "--version", "1", "--framed", fp, "--input", d0)
+            assert code == 0 and " cache hit" in out and output_values(out, "label") == ["0"], (out, err)
+            code, out, err = infer("--model", "digits", "--framed", fp, "--input", d0, "--no-cache", "--id", "z")
+            assert code == 0 and " cache miss" in out and " id z " in out, (out, err)
+            x = h.path("x.npy")
+            with open(x, "wb") as fh:
+                fh.write(npy_bytes("<f4", [2, 16], struct.pack("<32f", *range(32))))
+            code, out, err = infer("--model", "identity", "--http", hp, "--npy", f"x={x}", "--json")
+            assert code == 0, err
+            y = json.loads(out)["outputs"][0]
+            assert y["shape"] == [2, 16] and y["data"] == list(map(float, range(32))), out
+            code, out, err = infer("--model", "nope", "--http", hp, "--input", d0)
+            assert code == 1 and "server error HTTP 404" in err and "nope" in err, err
+            code, out, err = infer("--model", "digits", "--http", hp, "--input", f"{EX}/identity_input.json")
+            assert code == 1 and "server error HTTP 400" in err, err
+            code, out, err = infer("--model", "nope", "--framed", fp, "--input", d0)
+            assert code == 1 and "UNKNOWN_MODEL (404)" in err, err
+            # the example client: whole split twice over HTTP, then framed
+            with open(os.path.join(SRC, "tests", "data", "digits_reference.json")) as f:
+                ref = json.load(f)
+            ex = subprocess.run([sys.executable, f"{EX}/example_client.py", "--http-port", str(http_port),
+                                 "--framed-port", str(framed_port), "--show", "3"],
+                                capture_output=True, text=True, timeout=120)
+            assert ex.returncode == 0, ex.stdout + ex.stderr
+            n = 2 * ref["rows"]
+            assert f"requests: {n}, answered: {n}, errors: 0" in ex.stdout, ex.stdout
+            assert f"accuracy: {2 * ref['correct']}/{n} " in ex.stdout, ex.stdout
+            hits = int(ex.stdout.split("cache hits (responses): ")[1].split()[0])
+            assert hits >= ref["rows"], ex.stdout  # the second pass at least
+            metric_hits = int(ex.stdout.split("rs_cache_hits_total): +")[1].split()[0])
+            assert metric_hits >= ref["rows"], ex.stdout
+            assert "latency ms: p50 " in ex.stdout and " p99 " in ex.stdout, ex.stdout
+            ex = subprocess.run([sys.executable, f"{EX}/example_client.py", "--framed", "--http-port",
+                                 str(http_port), "--framed-port", str(framed_port), "--passes", "1",
+                                 "--limit", "100", "--no-cache", "--show", "-1"],
+                                capture_output=True, text=True, timeout=120)
+            assert ex.returncode == 0, ex.stdout + ex.stderr
+            assert "requests: 100, answered: 100, errors: 0" in ex.stdout, ex.stdout
+            assert ex.stdout.count(" cache miss") == 100, ex.stdout
+            assert "over framed 127.0.0.1:" in ex.stdout, ex.stdout
+        finally:
+            p.stop()
+            if os.path.exists(f"/dev/shm/{cache}"):
+                os.unlink(f"/dev/shm/{cache}")
 
 
 def test_bad_inputs_and_usage():
