@@ -41,6 +41,7 @@ void rs_loop_config_default(rs_loop_config *cfg) {
     cfg->numa_node = -1;
     cfg->read_asm_bytes = 65536;
     cfg->read_asm_count = 64;
+    cfg->connect_timeout_ms = 10000;
 }
 
 int rs_loop_config_check(const rs_loop_config *cfg, rs_err *err) {
@@ -556,9 +557,15 @@ void rs_conn_resume_read(rs_conn *c) {
 
 /* ---- open / close ------------------------------------------------------- */
 
+/* The per-connection timer: connect deadline while CONNECTING, then the
+ * idle timeout (lazily re-armed from last_active_ns). */
 static void rs__idle_fire(rs_loop *loop, rs_timer *t, void *arg) {
     rs_conn *c = arg;
     (void)t;
+    if (c->state == RS_CONN_CONNECTING) {
+        rs__conn_connected(c, -ETIMEDOUT);
+        return;
+    }
     if (c->state == RS_CONN_CLOSING || c->state == RS_CONN_FREE) return;
     uint64_t idle_ns = (uint64_t)loop->cfg.idle_timeout_ms * 1000000ull;
     uint64_t quiet = loop->now_ns - c->last_active_ns;
@@ -573,6 +580,8 @@ static void rs__conn_opened(rs_conn *c) {
     c->last_active_ns = loop->now_ns;
     if (loop->cfg.idle_timeout_ms)
         rs__timer_arm(loop, &c->idle_timer, (uint64_t)loop->cfg.idle_timeout_ms * 1000000ull);
+    else
+        rs_loop_timer_cancel(loop, &c->idle_timer); /* the connect deadline */
     if (c->fd >= 0) {
         int one = 1;
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -624,6 +633,10 @@ void rs__conn_abort(rs_conn *c, int err) {
     c->close_err = err;
     c->loop->ops->conn_cancel(c->loop, c);
     rs__pending_add(c);
+}
+
+void rs_conn_abort(rs_conn *c, int err) {
+    rs__conn_abort(c, err);
 }
 
 void rs_conn_close(rs_conn *c) {
@@ -1043,6 +1056,8 @@ rs_conn *rs_loop_connect(rs_loop *loop, const char *host, uint16_t port, const r
         rs__pending_add(c);
         return NULL;
     }
+    if (loop->cfg.connect_timeout_ms)
+        rs__timer_arm(loop, &c->idle_timer, (uint64_t)loop->cfg.connect_timeout_ms * 1000000ull);
     return c;
 }
 

@@ -74,6 +74,8 @@ typedef struct rs_loop_config {
      * connection closes (so a stream of large frames allocates once). */
     uint32_t read_asm_bytes;
     uint32_t read_asm_count;
+    /* Outbound connects not done after this fail with -ETIMEDOUT; 0: never. */
+    uint32_t connect_timeout_ms;
 } rs_loop_config;
 
 void rs_loop_config_default(rs_loop_config *cfg);
@@ -156,6 +158,9 @@ void rs_conn_pause_read(rs_conn *c);
 void rs_conn_resume_read(rs_conn *c);
 /* Flushes queued bytes, then closes. on_close runs later on the loop. */
 void rs_conn_close(rs_conn *c);
+/* Closes now, dropping queued bytes; on_close (later) gets err, e.g.
+ * -ETIMEDOUT from a caller's deadline timer. */
+void rs_conn_abort(rs_conn *c, int err);
 
 /* Timers (intrusive: the caller owns the memory; no allocation). */
 typedef void (*rs_timer_fn)(rs_loop *loop, rs_timer *t, void *arg);

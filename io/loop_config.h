@@ -11,7 +11,7 @@
  * recv_buf_count, send_buf_bytes, send_buf_count, conn_read_max_bytes,
  * conn_write_queue_max_bytes, idle_timeout_ms, send_zc_threshold_bytes,
  * max_timers, post_queue_capacity, max_listeners, read_asm_bytes,
- * read_asm_count, numa_node. Unknown fields and bad values are refused
+ * read_asm_count, numa_node, connect_timeout_ms. Unknown fields and bad values are refused
  * with "<file>:<line>: io.<field>: <value>: <why>". */
 int rs_loop_config_parse(const rs_cfg_node *section, rs_loop_config *out, rs_err *err);
 

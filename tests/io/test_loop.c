@@ -765,6 +765,53 @@ static void test_connect_refused(void **state) {
     rs_loop_destroy(loop);
 }
 
+/* A connect that never completes (the listener's accept queue is full, so the
+ * kernel drops the SYN) fails with -ETIMEDOUT after connect_timeout_ms. */
+static void test_connect_timeout(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.connect_timeout_ms = 50;
+    rs_loop *loop = new_loop(state, &cfg);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(ls, 0), 0);
+    getsockname(ls, (struct sockaddr *)&sa, &sl);
+    int fill[2];
+    for (int i = 0; i < 2; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    client cl;
+    memset(&cl, 0, sizeof(cl));
+    rs_err err;
+    assert_non_null(rs_loop_connect(loop, "127.0.0.1", ntohs(sa.sin_port), &client_ops, &cl, &err));
+    RUN_UNTIL(loop, cl.closed);
+    assert_int_equal(cl.connect_err, -ETIMEDOUT);
+    assert_int_equal(cl.close_err, -ETIMEDOUT);
+    for (int i = 0; i < 2; i++)
+        close(fill[i]);
+    close(ls);
+    rs_loop_destroy(loop);
+}
+
+/* rs_conn_abort drops the queue and reports the caller's reason. */
+static void test_abort_reports_err(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    int fd = raw_connect(port, 0);
+    RUN_UNTIL(loop, g_fs.id != 0);
+    rs_conn *c = rs_loop_conn(loop, g_fs.id);
+    assert_int_equal(rs_conn_send(c, "abc", 3), 0);
+    rs_conn_abort(c, -ETIMEDOUT);
+    RUN_UNTIL(loop, g_fs.closed);
+    assert_int_equal(g_fs.close_err, -ETIMEDOUT);
+    close(fd);
+    rs_loop_destroy(loop);
+}
+
 /* Sends beyond twice the queue limit are refused while a connect is pending;
  * the conn id stops resolving after close. */
 static void test_send_limit_and_ids(void **state) {
@@ -1000,6 +1047,8 @@ int main(void) {
         BOTH(test_run_stop_from_thread),
         BOTH(test_watch_fd),
         BOTH(test_connect_refused),
+        BOTH(test_connect_timeout),
+        BOTH(test_abort_reports_err),
         BOTH(test_send_limit_and_ids),
         BOTH(test_send_pool_exhaustion),
         BOTH(test_shutdown_in_flight),
