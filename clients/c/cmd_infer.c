@@ -28,15 +28,16 @@
 enum { EXIT_SERVER = 1, EXIT_USAGE = 2, EXIT_TRANSPORT = 3 };
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: ringserve infer --model M [--version V] (--framed HOST:PORT | --http HOST:PORT)\n"
-            "                       (--input FILE.json | --npy NAME=FILE.npy ...) [--id ID]\n"
-            "                       [--no-cache] [--json] [--timeout-ms N]\n"
-            "  --input FILE.json   a KServe v2 request body ({\"inputs\": [...]})\n"
-            "  --npy NAME=FILE     one input tensor from a .npy file (repeatable)\n"
-            "  --no-cache          ask the server to bypass its response cache\n"
-            "  --json              print the outputs as a KServe v2 response body\n"
-            "exit: 0 ok, 1 server error, 2 usage or input error, 3 transport error\n");
+    fprintf(
+        f,
+        "usage: ringserve infer --model M [--version V] (--framed HOST:PORT | --http HOST:PORT)\n"
+        "                       (--input FILE.json | --npy NAME=FILE.npy ...) [--id ID]\n"
+        "                       [--no-cache] [--json] [--timeout-ms N]\n"
+        "  --input FILE.json   a KServe v2 request body ({\"inputs\": [...]})\n"
+        "  --npy NAME=FILE     one input tensor from a .npy file (repeatable)\n"
+        "  --no-cache          ask the server to bypass its response cache\n"
+        "  --json              print the outputs as a KServe v2 response body\n"
+        "exit: 0 ok, 1 server error, 2 usage or input error, 3 transport error\n");
 }
 
 typedef struct infer_opts {
@@ -49,12 +50,12 @@ typedef struct infer_opts {
 
 static int parse_args(int argc, char **argv, infer_opts *o) {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},   {"version", required_argument, 0, 'v'},
-        {"framed", required_argument, 0, 'f'},  {"http", required_argument, 0, 'H'},
-        {"input", required_argument, 0, 'i'},   {"npy", required_argument, 0, 'n'},
-        {"id", required_argument, 0, 'I'},      {"no-cache", no_argument, 0, 'C'},
-        {"json", no_argument, 0, 'j'},          {"timeout-ms", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"model", required_argument, 0, 'm'},  {"version", required_argument, 0, 'v'},
+        {"framed", required_argument, 0, 'f'}, {"http", required_argument, 0, 'H'},
+        {"input", required_argument, 0, 'i'},  {"npy", required_argument, 0, 'n'},
+        {"id", required_argument, 0, 'I'},     {"no-cache", no_argument, 0, 'C'},
+        {"json", no_argument, 0, 'j'},         {"timeout-ms", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int ch;
@@ -87,18 +88,24 @@ static int parse_args(int argc, char **argv, infer_opts *o) {
         }
         case 'h': usage(stdout); exit(0);
         default:
-            fprintf(stderr, "ringserve infer: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            fprintf(stderr, "ringserve infer: unknown or incomplete option '%s'\n",
+                    argv[optind - 1]);
             usage(stderr);
             return -1;
         }
     }
     const char *why = NULL;
-    if (optind < argc) why = "unexpected argument";
-    else if (!o->model || !*o->model) why = "--model is required";
-    else if (!o->framed == !o->http) why = "give exactly one of --framed HOST:PORT and --http HOST:PORT";
-    else if (!o->input == !o->n_npy) why = "give either --input FILE.json or --npy NAME=FILE.npy (not both)";
+    if (optind < argc)
+        why = "unexpected argument";
+    else if (!o->model || !*o->model)
+        why = "--model is required";
+    else if (!o->framed == !o->http)
+        why = "give exactly one of --framed HOST:PORT and --http HOST:PORT";
+    else if (!o->input == !o->n_npy)
+        why = "give either --input FILE.json or --npy NAME=FILE.npy (not both)";
     if (why) {
-        fprintf(stderr, "ringserve infer: %s%s%s\n", why, optind < argc ? ": " : "", optind < argc ? argv[optind] : "");
+        fprintf(stderr, "ringserve infer: %s%s%s\n", why, optind < argc ? ": " : "",
+                optind < argc ? argv[optind] : "");
         usage(stderr);
         return -1;
     }
@@ -121,7 +128,8 @@ static uint8_t *read_file(const char *path, size_t *len, rs_err *err) {
         rs_err_set(err, "%s: %m", path);
         return NULL;
     }
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > INFER_MAX_FILE_BYTES) {
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size > INFER_MAX_FILE_BYTES) {
         rs_err_set(err, "%s: not a regular file of at most %u bytes", path, INFER_MAX_FILE_BYTES);
         fclose(f);
         return NULL;
@@ -159,9 +167,12 @@ static int load_json_input(const char *path, infer_input *in, rs_err *err) {
     if (in->kreq.has_id) in->req.id = rs_str_c(in->kreq.id);
     if (in->kreq.params.has_priority) in->req.priority = (int32_t)in->kreq.params.priority;
     if (in->kreq.params.has_timeout)
-        in->req.timeout_us = in->kreq.params.timeout_us > UINT32_MAX ? UINT32_MAX : (uint32_t)in->kreq.params.timeout_us;
+        in->req.timeout_us = in->kreq.params.timeout_us > UINT32_MAX
+                                 ? UINT32_MAX
+                                 : (uint32_t)in->kreq.params.timeout_us;
     in->req.n_outputs = in->kreq.output_count;
-    for (uint32_t i = 0; i < in->kreq.output_count; i++) in->req.outputs[i] = rs_str_c(in->kreq.outputs[i].name);
+    for (uint32_t i = 0; i < in->kreq.output_count; i++)
+        in->req.outputs[i] = rs_str_c(in->kreq.outputs[i].name);
     return 0;
 }
 
@@ -170,11 +181,13 @@ static int load_npy_inputs(const infer_opts *o, infer_input *in, rs_err *err) {
         const char *eq = strchr(o->npy[i], '=');
         size_t nlen = eq ? (size_t)(eq - o->npy[i]) : 0;
         if (!eq || nlen == 0 || nlen > RS_MAX_NAME_BYTES || !eq[1]) {
-            rs_err_set(err, "--npy '%s' must be NAME=FILE.npy with a 1..%d byte name", o->npy[i], RS_MAX_NAME_BYTES);
+            rs_err_set(err, "--npy '%s' must be NAME=FILE.npy with a 1..%d byte name", o->npy[i],
+                       RS_MAX_NAME_BYTES);
             return -1;
         }
         for (uint32_t j = 0; j < i; j++) {
-            if (in->req.inputs.t[j].name.len == nlen && memcmp(in->req.inputs.t[j].name.ptr, o->npy[i], nlen) == 0) {
+            if (in->req.inputs.t[j].name.len == nlen &&
+                memcmp(in->req.inputs.t[j].name.ptr, o->npy[i], nlen) == 0) {
                 rs_err_set(err, "--npy: input '%.*s' is given twice", (int)nlen, o->npy[i]);
                 return -1;
             }
@@ -196,7 +209,8 @@ static int load_npy_inputs(const infer_opts *o, infer_input *in, rs_err *err) {
 static void free_input(infer_input *in) {
     free(in->json_file);
     free(in->arena_mem);
-    for (int i = 0; i < RS_MAX_TENSORS; i++) free(in->npy_files[i]);
+    for (int i = 0; i < RS_MAX_TENSORS; i++)
+        free(in->npy_files[i]);
 }
 
 /* ---- printing ---- */
@@ -204,17 +218,28 @@ static void free_input(infer_input *in) {
 static float half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     float v;
-    if (exp == 0) v = ldexpf((float)man, -24);
-    else if (exp == 31) v = man ? NAN : INFINITY;
-    else v = ldexpf((float)(man | 0x400), (int)exp - 25);
+    if (exp == 0)
+        v = ldexpf((float)man, -24);
+    else if (exp == 31)
+        v = man ? NAN : INFINITY;
+    else
+        v = ldexpf((float)(man | 0x400), (int)exp - 25);
     return sign ? -v : v;
 }
 
 static void print_value(const rs_tensor_view *t, uint64_t i, const uint8_t **bytes_cursor) {
     const uint8_t *p = t->data + i * rs_dtype_size(t->dtype);
     union {
-        uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
-        uint64_t u64; int64_t i64; float f; double d;
+        uint8_t u8;
+        int8_t i8;
+        uint16_t u16;
+        int16_t i16;
+        uint32_t u32;
+        int32_t i32;
+        uint64_t u64;
+        int64_t i64;
+        float f;
+        double d;
     } v;
     size_t es = rs_dtype_size(t->dtype);
     if (es) memcpy(&v, p, es);
@@ -244,9 +269,12 @@ static void print_value(const rs_tensor_view *t, uint64_t i, const uint8_t **byt
         const uint8_t *s = *bytes_cursor + 4;
         putchar('"');
         for (uint32_t k = 0; k < n; k++) {
-            if (s[k] == '"' || s[k] == '\\') printf("\\%c", s[k]);
-            else if (s[k] < 0x20 || s[k] > 0x7e) printf("\\x%02x", s[k]);
-            else putchar(s[k]);
+            if (s[k] == '"' || s[k] == '\\')
+                printf("\\%c", s[k]);
+            else if (s[k] < 0x20 || s[k] > 0x7e)
+                printf("\\x%02x", s[k]);
+            else
+                putchar(s[k]);
         }
         putchar('"');
         *bytes_cursor = s + n;
@@ -258,7 +286,8 @@ static void print_value(const rs_tensor_view *t, uint64_t i, const uint8_t **byt
 
 static void print_tensor(const rs_tensor_view *t) {
     printf("output %.*s %s [", (int)t->name.len, t->name.ptr, rs_dtype_name(t->dtype));
-    for (uint32_t d = 0; d < t->rank; d++) printf("%s%" PRId64, d ? "," : "", t->dims[d]);
+    for (uint32_t d = 0; d < t->rank; d++)
+        printf("%s%" PRId64, d ? "," : "", t->dims[d]);
     printf("]:");
     int64_t n = rs_tensor_elements(t);
     const uint8_t *cursor = t->data;
@@ -269,23 +298,28 @@ static void print_tensor(const rs_tensor_view *t) {
     putchar('\n');
 }
 
-static int print_outputs(const char *model, const char *version, const char *id, const rs_tensor_list *outs,
-                         const char *cache, bool json) {
+static int print_outputs(const char *model, const char *version, const char *id,
+                         const rs_tensor_list *outs, const char *cache, bool json) {
     if (!json) {
         printf("model %s version %s id %s cache %s\n", model, version && *version ? version : "-",
                id && *id ? id : "-", cache);
-        for (uint32_t i = 0; i < outs->count; i++) print_tensor(&outs->t[i]);
+        for (uint32_t i = 0; i < outs->count; i++)
+            print_tensor(&outs->t[i]);
         return 0;
     }
     size_t cap = 4096;
-    for (uint32_t i = 0; i < outs->count; i++) cap += 32 * (size_t)rs_tensor_elements(&outs->t[i]) + 6 * outs->t[i].byte_len;
+    for (uint32_t i = 0; i < outs->count; i++)
+        cap += 32 * (size_t)rs_tensor_elements(&outs->t[i]) + 6 * outs->t[i].byte_len;
     uint8_t *buf = malloc(cap);
-    rs_kserve_response kr = {.model_name = model, .model_version = version && *version ? version : NULL,
-                             .id = id && *id ? id : NULL, .outputs = outs};
+    rs_kserve_response kr = {.model_name = model,
+                             .model_version = version && *version ? version : NULL,
+                             .id = id && *id ? id : NULL,
+                             .outputs = outs};
     size_t json_len = 0, total = 0;
     rs_err err;
     if (!buf || rs_kserve_render_response(&kr, buf, cap, &json_len, &total, &err) != 0) {
-        fprintf(stderr, "ringserve infer: cannot render the outputs as JSON: %s\n", buf ? err.msg : "out of memory");
+        fprintf(stderr, "ringserve infer: cannot render the outputs as JSON: %s\n",
+                buf ? err.msg : "out of memory");
         free(buf);
         return EXIT_TRANSPORT;
     }
@@ -332,10 +366,12 @@ static int run_framed(const infer_opts *o, const infer_input *in, const rs_clien
                 rs_status_http(r.status), (int)r.message.len, r.message.ptr);
         rc = EXIT_SERVER;
     } else {
-        char *model = str_dup(r.response.model), *version = str_dup(r.response.version), *id = str_dup(r.response.id);
-        rc = model && version && id ? print_outputs(model, version, id, &r.response.outputs,
-                                                    (r.flags & RS_FRAME_F_CACHE_HIT) ? "hit" : "miss", o->json)
-                                    : EXIT_TRANSPORT;
+        char *model = str_dup(r.response.model), *version = str_dup(r.response.version),
+             *id = str_dup(r.response.id);
+        rc = model && version && id
+                 ? print_outputs(model, version, id, &r.response.outputs,
+                                 (r.flags & RS_FRAME_F_CACHE_HIT) ? "hit" : "miss", o->json)
+                 : EXIT_TRANSPORT;
         free(model);
         free(version);
         free(id);
@@ -353,10 +389,12 @@ static int run_http(const infer_opts *o, const infer_input *in, const rs_client_
         return EXIT_USAGE;
     }
     size_t cap = 65536 + 512 * RS_MAX_TENSORS;
-    for (uint32_t i = 0; i < in->req.inputs.count; i++) cap += in->req.inputs.t[i].byte_len;
+    for (uint32_t i = 0; i < in->req.inputs.count; i++)
+        cap += in->req.inputs.t[i].byte_len;
     uint8_t *body = malloc(cap);
     size_t body_len = 0, json_len = 0;
-    if (!body || rs_client_kserve_binary_request(&in->req, true, body, cap, &body_len, &json_len, &err) != 0) {
+    if (!body || rs_client_kserve_binary_request(&in->req, true, body, cap, &body_len, &json_len,
+                                                 &err) != 0) {
         fprintf(stderr, "ringserve infer: %s\n", body ? err.msg : "out of memory");
         free(body);
         return EXIT_USAGE;
@@ -365,7 +403,8 @@ static int run_http(const infer_opts *o, const infer_input *in, const rs_client_
     uint8_t *arena_mem = NULL;
     rs_client_http *h = rs_client_http_create(host, port, cfg0, &err);
     rs_client_http_response resp;
-    if (!h || rs_client_http_infer(h, o->model, o->version, body, body_len, json_len, o->no_cache, &resp, &err) != 0) {
+    if (!h || rs_client_http_infer(h, o->model, o->version, body, body_len, json_len, o->no_cache,
+                                   &resp, &err) != 0) {
         fprintf(stderr, "ringserve infer: %s\n", err.msg);
         goto out;
     }
@@ -386,7 +425,8 @@ static int run_http(const infer_opts *o, const infer_input *in, const rs_client_
         fprintf(stderr, "ringserve infer: %s\n", err.msg);
         goto out;
     }
-    rc = print_outputs(kr.model_name, kr.model_version, kr.id, &kr.outputs, resp.cache[0] ? resp.cache : "-", o->json);
+    rc = print_outputs(kr.model_name, kr.model_version, kr.id, &kr.outputs,
+                       resp.cache[0] ? resp.cache : "-", o->json);
 out:
     free(arena_mem);
     free(body);

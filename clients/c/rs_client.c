@@ -142,11 +142,13 @@ int rs_client_sock_connect(const char *host, uint16_t port, uint32_t timeout_ms,
         return -1;
     }
     int last = 0, fd = -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) fd = connect_one(ai, timeout_ms, &last);
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+        fd = connect_one(ai, timeout_ms, &last);
     freeaddrinfo(res);
     if (fd < 0) {
         if (last == ETIMEDOUT)
-            rs_err_set(err, "cannot connect to %s:%u: no answer within %u ms", host, port, timeout_ms);
+            rs_err_set(err, "cannot connect to %s:%u: no answer within %u ms", host, port,
+                       timeout_ms);
         else
             rs_err_set(err, "cannot connect to %s:%u: %s", host, port, strerror(last));
     }
@@ -190,9 +192,15 @@ void rs_client_close(rs_client *c) {
     free(c);
 }
 
-bool rs_client_broken(const rs_client *c) { return c->broken; }
-uint32_t rs_client_in_flight(const rs_client *c) { return c->in_flight; }
-int rs_client_fd(const rs_client *c) { return c->fd; }
+bool rs_client_broken(const rs_client *c) {
+    return c->broken;
+}
+uint32_t rs_client_in_flight(const rs_client *c) {
+    return c->in_flight;
+}
+int rs_client_fd(const rs_client *c) {
+    return c->fd;
+}
 
 static int fail(rs_client *c) {
     c->broken = true;
@@ -223,10 +231,13 @@ static int read_some(rs_client *c, rs_err *err) {
         }
         if (n == 0) {
             if (c->rend > c->rstart)
-                rs_err_set(err, "server closed the connection in the middle of a reply (%zu bytes of it received)",
+                rs_err_set(err,
+                           "server closed the connection in the middle of a reply (%zu bytes of it "
+                           "received)",
                            c->rend - c->rstart);
             else
-                rs_err_set(err, "server closed the connection (%u replies outstanding)", c->in_flight);
+                rs_err_set(err, "server closed the connection (%u replies outstanding)",
+                           c->in_flight);
             return fail(c);
         }
         if (errno == EINTR) continue;
@@ -255,7 +266,8 @@ int rs_client_flush(rs_client *c, rs_err *err) {
         /* The server may be waiting for us to read its replies before it
          * reads more: drain them while we wait (if there is room). */
         bool room = c->rend < c->rcap || c->rstart > 0;
-        int ev = rs_client_sock_wait(c->fd, (short)(POLLOUT | (room ? POLLIN : 0)), c->cfg.io_timeout_ms);
+        int ev = rs_client_sock_wait(c->fd, (short)(POLLOUT | (room ? POLLIN : 0)),
+                                     c->cfg.io_timeout_ms);
         if (ev < 0) {
             rs_err_set(err, "poll failed: %s", strerror(errno));
             return fail(c);
@@ -286,11 +298,13 @@ static int check_request(const rs_infer_request *req, rs_err *err) {
     }
     if (req->id.len > RS_MAX_STR_BYTES || req->routing_key.len > RS_MAX_STR_BYTES ||
         req->traceparent.len > RS_MAX_STR_BYTES) {
-        rs_err_set(err, "request id, routing key and traceparent must be at most %d bytes", RS_MAX_STR_BYTES);
+        rs_err_set(err, "request id, routing key and traceparent must be at most %d bytes",
+                   RS_MAX_STR_BYTES);
         return -1;
     }
     if (req->inputs.count > RS_MAX_TENSORS || req->n_outputs > RS_MAX_TENSORS) {
-        rs_err_set(err, "at most %d inputs and %d requested outputs", RS_MAX_TENSORS, RS_MAX_TENSORS);
+        rs_err_set(err, "at most %d inputs and %d requested outputs", RS_MAX_TENSORS,
+                   RS_MAX_TENSORS);
         return -1;
     }
     for (uint32_t i = 0; i < req->inputs.count; i++) {
@@ -322,7 +336,8 @@ int rs_client_send_infer(rs_client *c, const rs_infer_request *req, uint16_t fla
     if (check_request(req, err) != 0) return -1;
     size_t need = rs_infer_request_size(req);
     if (need > c->scap) {
-        rs_err_set(err, "request frame is %zu bytes, over the send buffer (send_buf_bytes %zu)", need, c->scap);
+        rs_err_set(err, "request frame is %zu bytes, over the send buffer (send_buf_bytes %zu)",
+                   need, c->scap);
         return -1;
     }
     if (c->slen + need > c->scap && rs_client_flush(c, err) != 0) return -1;
@@ -399,10 +414,11 @@ int rs_client_recv(rs_client *c, rs_client_reply *out, rs_err *err) {
     }
 }
 
-int rs_client_infer(rs_client *c, const rs_infer_request *req, uint16_t flags,
-                    rs_client_reply *out, rs_err *err) {
+int rs_client_infer(rs_client *c, const rs_infer_request *req, uint16_t flags, rs_client_reply *out,
+                    rs_err *err) {
     if (c->in_flight) {
-        rs_err_set(err, "rs_client_infer: %u pipelined requests are still outstanding", c->in_flight);
+        rs_err_set(err, "rs_client_infer: %u pipelined requests are still outstanding",
+                   c->in_flight);
         return -1;
     }
     uint64_t id = 0;
@@ -423,7 +439,8 @@ int rs_client_ping(rs_client *c, uint64_t value, uint64_t *pong, rs_err *err) {
         return -1;
     }
     if (c->in_flight) {
-        rs_err_set(err, "rs_client_ping: %u pipelined requests are still outstanding", c->in_flight);
+        rs_err_set(err, "rs_client_ping: %u pipelined requests are still outstanding",
+                   c->in_flight);
         return -1;
     }
     if (c->slen + RS_FRAME_HEADER_BYTES + 8 > c->scap && rs_client_flush(c, err) != 0) return -1;
@@ -435,13 +452,13 @@ int rs_client_ping(rs_client *c, uint64_t value, uint64_t *pong, rs_err *err) {
     rs_client_reply r;
     if (rs_client_recv(c, &r, err) != 0) return -1;
     if (r.type == RS_MSG_ERROR) {
-        rs_err_set(err, "PING answered with ERROR %s: %.*s", rs_status_name(r.status), (int)r.message.len,
-                   r.message.ptr);
+        rs_err_set(err, "PING answered with ERROR %s: %.*s", rs_status_name(r.status),
+                   (int)r.message.len, r.message.ptr);
         return -1;
     }
     if (r.type != RS_MSG_PONG || r.request_id != id) {
-        rs_err_set(err, "PING %" PRIu64 " answered with %s for request %" PRIu64, id, rs_msg_type_name(r.type),
-                   r.request_id);
+        rs_err_set(err, "PING %" PRIu64 " answered with %s for request %" PRIu64, id,
+                   rs_msg_type_name(r.type), r.request_id);
         return fail(c);
     }
     if (pong) *pong = r.value;

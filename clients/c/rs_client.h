@@ -60,13 +60,13 @@ typedef struct rs_client rs_client;
  * messages (value). request_id 0 with a frame-level status (rs_status_is_fatal)
  * means the server rejected the stream and closed the connection. */
 typedef struct rs_client_reply {
-    uint8_t type;           /* rs_msg_type */
-    uint16_t flags;         /* RS_FRAME_F_CACHE_HIT ... */
+    uint8_t type;   /* rs_msg_type */
+    uint16_t flags; /* RS_FRAME_F_CACHE_HIT ... */
     uint64_t request_id;
-    rs_status status;       /* RS_OK unless type is ERROR */
-    rs_str message;         /* ERROR: the server's sentence */
+    rs_status status; /* RS_OK unless type is ERROR */
+    rs_str message;   /* ERROR: the server's sentence */
     rs_infer_response response;
-    uint64_t value;         /* PONG, SUBMIT_ACK */
+    uint64_t value; /* PONG, SUBMIT_ACK */
 } rs_client_reply;
 
 /* Connects (TCP_NODELAY) and allocates the buffers. cfg NULL: defaults. */
@@ -82,8 +82,8 @@ int rs_client_fd(const rs_client *c);
 
 /* One request, one reply (no pipelined requests may be outstanding).
  * flags: RS_FRAME_F_NO_CACHE to bypass the cache. */
-int rs_client_infer(rs_client *c, const rs_infer_request *req, uint16_t flags,
-                    rs_client_reply *out, rs_err *err);
+int rs_client_infer(rs_client *c, const rs_infer_request *req, uint16_t flags, rs_client_reply *out,
+                    rs_err *err);
 /* PING value -> PONG value (0, or -1 with err; an ERROR reply is an error). */
 int rs_client_ping(rs_client *c, uint64_t value, uint64_t *pong, rs_err *err);
 
@@ -105,8 +105,8 @@ typedef struct rs_client_http rs_client_http;
 #define RS_CLIENT_HTTP_HEADER_VALUE_BYTES 128
 
 typedef struct rs_client_http_response {
-    int status;                 /* 200, 400, ... */
-    const uint8_t *body;        /* de-chunked; valid until the next call */
+    int status;          /* 200, 400, ... */
+    const uint8_t *body; /* de-chunked; valid until the next call */
     size_t body_len;
     /* The headers a ringserve client looks at (empty when absent). */
     char content_type[RS_CLIENT_HTTP_HEADER_VALUE_BYTES];
@@ -125,9 +125,8 @@ void rs_client_http_destroy(rs_client_http *h);
 /* One request. extra_headers: NULL or complete "Name: value\r\n" lines.
  * The response is read whole (up to max_payload_bytes of body). */
 int rs_client_http_request(rs_client_http *h, const char *method, const char *path,
-                           const char *content_type, const char *extra_headers,
-                           const void *body, size_t body_len, rs_client_http_response *out,
-                           rs_err *err);
+                           const char *content_type, const char *extra_headers, const void *body,
+                           size_t body_len, rs_client_http_response *out, rs_err *err);
 
 /* POST /v2/models/{model}[/versions/{version}]/infer. json_len < body_len:
  * the binary tensor data extension (Inference-Header-Content-Length). With
@@ -143,7 +142,8 @@ int rs_client_http_infer(rs_client_http *h, const char *model, const char *versi
  * outputs. Returns 0 with *body_len and *json_len, or -1 with err when out
  * is too small. */
 int rs_client_kserve_binary_request(const rs_infer_request *req, bool binary_outputs, uint8_t *out,
-                                    size_t out_bytes, size_t *body_len, size_t *json_len, rs_err *err);
+                                    size_t out_bytes, size_t *body_len, size_t *json_len,
+                                    rs_err *err);
 
 /* Parses a KServe v2 infer response body (JSON outputs, or binary ones
  * with binary_data_size after a json_len-byte head) into tensors: the

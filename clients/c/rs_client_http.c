@@ -179,15 +179,16 @@ static int send_all(rs_client_http *h, struct iovec *iov, int iovcnt, bool *rese
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             int ev = rs_client_sock_wait(h->fd, POLLOUT, h->cfg.io_timeout_ms);
             if (ev <= 0) {
-                rs_err_set(err, "timed out after %u ms sending the request to %s:%u", h->cfg.io_timeout_ms,
-                           h->host, h->port);
+                rs_err_set(err, "timed out after %u ms sending the request to %s:%u",
+                           h->cfg.io_timeout_ms, h->host, h->port);
                 return -1;
             }
             continue;
         }
         if (n < 0) {
             *reset = errno == EPIPE || errno == ECONNRESET;
-            rs_err_set(err, "sending the request to %s:%u failed: %s", h->host, h->port, strerror(errno));
+            rs_err_set(err, "sending the request to %s:%u failed: %s", h->host, h->port,
+                       strerror(errno));
             return -1;
         }
         size_t left = (size_t)n;
@@ -206,7 +207,8 @@ static int send_all(rs_client_http *h, struct iovec *iov, int iovcnt, bool *rese
 
 /* Reads and parses one response. *fresh_eof: the server closed before any
  * byte (a kept-alive connection it had dropped: worth one retry). */
-static int read_response(rs_client_http *h, rs_client_http_response *out, bool *fresh_eof, rs_err *err) {
+static int read_response(rs_client_http *h, rs_client_http_response *out, bool *fresh_eof,
+                         rs_err *err) {
     memset(out, 0, sizeof(*out));
     http_parser_init(&h->parser, HTTP_RESPONSE);
     h->parser.data = h;
@@ -222,7 +224,8 @@ static int read_response(rs_client_http *h, rs_client_http_response *out, bool *
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             int ev = rs_client_sock_wait(h->fd, POLLIN, h->cfg.io_timeout_ms);
             if (ev == 0) {
-                rs_err_set(err, "no response from %s:%u within %u ms", h->host, h->port, h->cfg.io_timeout_ms);
+                rs_err_set(err, "no response from %s:%u within %u ms", h->host, h->port,
+                           h->cfg.io_timeout_ms);
                 return -1;
             }
             if (ev < 0) {
@@ -233,21 +236,24 @@ static int read_response(rs_client_http *h, rs_client_http_response *out, bool *
         }
         if (n < 0) {
             *fresh_eof = total == 0 && errno == ECONNRESET;
-            rs_err_set(err, "receiving the response from %s:%u failed: %s", h->host, h->port, strerror(errno));
+            rs_err_set(err, "receiving the response from %s:%u failed: %s", h->host, h->port,
+                       strerror(errno));
             return -1;
         }
         total += (size_t)n;
         /* n == 0 tells the parser about the end of the stream (a body
          * delimited by the close completes here). */
-        size_t used = http_parser_execute(&h->parser, &h->settings, (const char *)h->rbuf, (size_t)n);
+        size_t used =
+            http_parser_execute(&h->parser, &h->settings, (const char *)h->rbuf, (size_t)n);
         enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
         if (h->body_too_large) {
-            rs_err_set(err, "response body from %s:%u is over max_payload_bytes (%zu)", h->host, h->port,
-                       h->body_cap);
+            rs_err_set(err, "response body from %s:%u is over max_payload_bytes (%zu)", h->host,
+                       h->port, h->body_cap);
             return -1;
         }
         if (e != HPE_OK && e != HPE_PAUSED) {
-            rs_err_set(err, "malformed HTTP response from %s:%u: %s", h->host, h->port, http_errno_description(e));
+            rs_err_set(err, "malformed HTTP response from %s:%u: %s", h->host, h->port,
+                       http_errno_description(e));
             return -1;
         }
         if (n == 0 && !h->complete) {
@@ -257,7 +263,8 @@ static int read_response(rs_client_http *h, rs_client_http_response *out, bool *
             return -1;
         }
         if (h->complete && used < (size_t)n) {
-            rs_err_set(err, "%s:%u sent %zu bytes after the response", h->host, h->port, (size_t)n - used);
+            rs_err_set(err, "%s:%u sent %zu bytes after the response", h->host, h->port,
+                       (size_t)n - used);
             return -1;
         }
     }
@@ -267,13 +274,13 @@ static int read_response(rs_client_http *h, rs_client_http_response *out, bool *
 }
 
 int rs_client_http_request(rs_client_http *h, const char *method, const char *path,
-                           const char *content_type, const char *extra_headers,
-                           const void *body, size_t body_len, rs_client_http_response *out,
-                           rs_err *err) {
+                           const char *content_type, const char *extra_headers, const void *body,
+                           size_t body_len, rs_client_http_response *out, rs_err *err) {
     int hn = snprintf(h->head, sizeof(h->head),
-                      "%s %s HTTP/1.1\r\nHost: %s:%u\r\n%s%s%sContent-Length: %zu\r\n%s\r\n", method, path,
-                      h->host, h->port, content_type ? "Content-Type: " : "", content_type ? content_type : "",
-                      content_type ? "\r\n" : "", body_len, extra_headers ? extra_headers : "");
+                      "%s %s HTTP/1.1\r\nHost: %s:%u\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
+                      method, path, h->host, h->port, content_type ? "Content-Type: " : "",
+                      content_type ? content_type : "", content_type ? "\r\n" : "", body_len,
+                      extra_headers ? extra_headers : "");
     if (hn < 0 || (size_t)hn >= sizeof(h->head)) {
         rs_err_set(err, "request line and headers are over %d bytes", RS_CLIENT_HTTP_HEAD_BYTES);
         return -1;
@@ -312,32 +319,44 @@ int rs_client_http_infer(rs_client_http *h, const char *model, const char *versi
     }
     bool binary = json_len < body_len;
     extra[0] = '\0';
-    if (binary) snprintf(extra, sizeof(extra), "Inference-Header-Content-Length: %zu\r\n", json_len);
+    if (binary)
+        snprintf(extra, sizeof(extra), "Inference-Header-Content-Length: %zu\r\n", json_len);
     if (no_cache) strcat(extra, "Cache-Control: no-cache\r\n");
-    return rs_client_http_request(h, "POST", path, binary ? "application/octet-stream" : "application/json",
-                                  extra, body, body_len, out, err);
+    return rs_client_http_request(h, "POST", path,
+                                  binary ? "application/octet-stream" : "application/json", extra,
+                                  body, body_len, out, err);
 }
 
 /* ---- KServe v2 bodies (json-c) ---- */
 
 int rs_client_kserve_binary_request(const rs_infer_request *req, bool binary_outputs, uint8_t *out,
-                                    size_t out_bytes, size_t *body_len, size_t *json_len, rs_err *err) {
+                                    size_t out_bytes, size_t *body_len, size_t *json_len,
+                                    rs_err *err) {
     json_object *root = json_object_new_object();
-    if (req->id.len) json_object_object_add(root, "id", json_object_new_string_len(req->id.ptr, (int)req->id.len));
+    if (req->id.len)
+        json_object_object_add(root, "id",
+                               json_object_new_string_len(req->id.ptr, (int)req->id.len));
     json_object *params = json_object_new_object();
-    if (binary_outputs) json_object_object_add(params, "binary_data_output", json_object_new_boolean(1));
-    if (req->priority) json_object_object_add(params, "priority", json_object_new_int64(req->priority));
-    if (req->timeout_us) json_object_object_add(params, "timeout", json_object_new_int64(req->timeout_us));
-    if (json_object_object_length(params)) json_object_object_add(root, "parameters", params);
-    else json_object_put(params);
+    if (binary_outputs)
+        json_object_object_add(params, "binary_data_output", json_object_new_boolean(1));
+    if (req->priority)
+        json_object_object_add(params, "priority", json_object_new_int64(req->priority));
+    if (req->timeout_us)
+        json_object_object_add(params, "timeout", json_object_new_int64(req->timeout_us));
+    if (json_object_object_length(params))
+        json_object_object_add(root, "parameters", params);
+    else
+        json_object_put(params);
     json_object *inputs = json_object_new_array();
     uint64_t data_bytes = 0;
     for (uint32_t i = 0; i < req->inputs.count; i++) {
         const rs_tensor_view *t = &req->inputs.t[i];
         json_object *in = json_object_new_object();
-        json_object_object_add(in, "name", json_object_new_string_len(t->name.ptr, (int)t->name.len));
+        json_object_object_add(in, "name",
+                               json_object_new_string_len(t->name.ptr, (int)t->name.len));
         json_object *shape = json_object_new_array();
-        for (uint32_t d = 0; d < t->rank; d++) json_object_array_add(shape, json_object_new_int64(t->dims[d]));
+        for (uint32_t d = 0; d < t->rank; d++)
+            json_object_array_add(shape, json_object_new_int64(t->dims[d]));
         json_object_object_add(in, "shape", shape);
         json_object_object_add(in, "datatype", json_object_new_string(rs_dtype_name(t->dtype)));
         json_object *p = json_object_new_object();
@@ -351,7 +370,9 @@ int rs_client_kserve_binary_request(const rs_infer_request *req, bool binary_out
         json_object *outs = json_object_new_array();
         for (uint32_t i = 0; i < req->n_outputs; i++) {
             json_object *o = json_object_new_object();
-            json_object_object_add(o, "name", json_object_new_string_len(req->outputs[i].ptr, (int)req->outputs[i].len));
+            json_object_object_add(
+                o, "name",
+                json_object_new_string_len(req->outputs[i].ptr, (int)req->outputs[i].len));
             if (binary_outputs) {
                 json_object *op = json_object_new_object();
                 json_object_object_add(op, "binary_data", json_object_new_boolean(1));
@@ -365,13 +386,15 @@ int rs_client_kserve_binary_request(const rs_infer_request *req, bool binary_out
     const char *js = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &jl);
     int rc = 0;
     if (!js || jl + data_bytes > out_bytes) {
-        rs_err_set(err, "request body needs %zu bytes, over the %zu-byte buffer", jl + (size_t)data_bytes, out_bytes);
+        rs_err_set(err, "request body needs %zu bytes, over the %zu-byte buffer",
+                   jl + (size_t)data_bytes, out_bytes);
         rc = -1;
     } else {
         memcpy(out, js, jl);
         size_t off = jl;
         for (uint32_t i = 0; i < req->inputs.count; i++) {
-            if (req->inputs.t[i].byte_len) memcpy(out + off, req->inputs.t[i].data, req->inputs.t[i].byte_len);
+            if (req->inputs.t[i].byte_len)
+                memcpy(out + off, req->inputs.t[i].data, req->inputs.t[i].byte_len);
             off += req->inputs.t[i].byte_len;
         }
         *json_len = jl;
@@ -399,7 +422,8 @@ static json_object *parse_json(const uint8_t *p, size_t len, const char *what, r
     enum json_tokener_error je = json_tokener_get_error(tok);
     if (!o || je != json_tokener_success) {
         rs_err_set(err, "%s is not valid JSON: %s", what,
-                   je == json_tokener_continue ? "unexpected end of input" : json_tokener_error_desc(je));
+                   je == json_tokener_continue ? "unexpected end of input"
+                                               : json_tokener_error_desc(je));
         json_object_put(o);
         o = NULL;
     }
@@ -412,8 +436,9 @@ int rs_client_kserve_parse_response(const uint8_t *body, size_t body_len, size_t
                                     rs_err *err) {
     memset(out, 0, sizeof(*out));
     if (json_len > body_len) {
-        rs_err_set(err, "response: Inference-Header-Content-Length %zu is over the body's %zu bytes", json_len,
-                   body_len);
+        rs_err_set(err,
+                   "response: Inference-Header-Content-Length %zu is over the body's %zu bytes",
+                   json_len, body_len);
         return -1;
     }
     json_object *root = parse_json(body, json_len, "response body", err);
@@ -428,7 +453,8 @@ int rs_client_kserve_parse_response(const uint8_t *body, size_t body_len, size_t
     copy_json_string(root, "model_name", out->model_name, sizeof(out->model_name));
     copy_json_string(root, "model_version", out->model_version, sizeof(out->model_version));
     copy_json_string(root, "id", out->id, sizeof(out->id));
-    if (!json_object_object_get_ex(root, "outputs", &outs) || !json_object_is_type(outs, json_type_array)) {
+    if (!json_object_object_get_ex(root, "outputs", &outs) ||
+        !json_object_is_type(outs, json_type_array)) {
         rs_err_set(err, "response has no 'outputs' array");
         goto done;
     }
@@ -468,10 +494,12 @@ void rs_client_http_error_message(const rs_client_http_response *r, char *out, s
     rs_err e;
     json_object *root = r->body_len ? parse_json(r->body, r->body_len, "error body", &e) : NULL;
     json_object *v = NULL;
-    if (root && json_object_object_get_ex(root, "error", &v) && json_object_is_type(v, json_type_string))
+    if (root && json_object_object_get_ex(root, "error", &v) &&
+        json_object_is_type(v, json_type_string))
         snprintf(out, out_bytes, "%s", json_object_get_string(v));
     else
-        snprintf(out, out_bytes, "%.*s", (int)(r->body_len < out_bytes ? r->body_len : out_bytes - 1),
+        snprintf(out, out_bytes, "%.*s",
+                 (int)(r->body_len < out_bytes ? r->body_len : out_bytes - 1),
                  (const char *)r->body);
     json_object_put(root);
 }

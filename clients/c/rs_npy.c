@@ -17,9 +17,9 @@ typedef struct npy_descr {
 } npy_descr;
 
 static const npy_descr npy_descrs[] = {
-    {"|b1", RS_DT_BOOL},   {"|i1", RS_DT_INT8},   {"|u1", RS_DT_UINT8},  {"<i2", RS_DT_INT16},
-    {"<i4", RS_DT_INT32},  {"<i8", RS_DT_INT64},  {"<u2", RS_DT_UINT16}, {"<u4", RS_DT_UINT32},
-    {"<u8", RS_DT_UINT64}, {"<f2", RS_DT_FP16},   {"<f4", RS_DT_FP32},   {"<f8", RS_DT_FP64},
+    {"|b1", RS_DT_BOOL},   {"|i1", RS_DT_INT8},  {"|u1", RS_DT_UINT8},  {"<i2", RS_DT_INT16},
+    {"<i4", RS_DT_INT32},  {"<i8", RS_DT_INT64}, {"<u2", RS_DT_UINT16}, {"<u4", RS_DT_UINT32},
+    {"<u8", RS_DT_UINT64}, {"<f2", RS_DT_FP16},  {"<f4", RS_DT_FP32},   {"<f8", RS_DT_FP64},
 };
 
 /* A cursor over the header text; errors give the column (0-based offset). */
@@ -34,7 +34,8 @@ static int bad(cur *c, const char *what) {
 }
 
 static void skip_ws(cur *c) {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t')) c->p++;
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+        c->p++;
 }
 
 static bool eat(cur *c, char ch) {
@@ -54,7 +55,8 @@ static int str_lit(cur *c, char *out, size_t out_bytes, const char *what) {
     char q = *c->p++;
     size_t n = 0;
     while (c->p < c->end && *c->p != q) {
-        if (*c->p == '\\' || *c->p == '\n') return bad(c, "escapes and newlines in strings are not supported");
+        if (*c->p == '\\' || *c->p == '\n')
+            return bad(c, "escapes and newlines in strings are not supported");
         if (n + 1 >= out_bytes) return bad(c, "string too long");
         out[n++] = *c->p++;
     }
@@ -77,11 +79,15 @@ static int parse_descr(cur *c, rs_npy *out) {
         }
     }
     if (d[0] == '>')
-        rs_err_set(c->err, ".npy header: descr '%s' is big-endian: only little-endian data is supported "
-                           "(convert with a.astype(a.dtype.newbyteorder('<')))", d);
+        rs_err_set(c->err,
+                   ".npy header: descr '%s' is big-endian: only little-endian data is supported "
+                   "(convert with a.astype(a.dtype.newbyteorder('<')))",
+                   d);
     else
-        rs_err_set(c->err, ".npy header: descr '%s' is not supported (supported: |b1 |i1 |u1 <i2 <i4 <i8 "
-                           "<u2 <u4 <u8 <f2 <f4 <f8)", d);
+        rs_err_set(c->err,
+                   ".npy header: descr '%s' is not supported (supported: |b1 |i1 |u1 <i2 <i4 <i8 "
+                   "<u2 <u4 <u8 <f2 <f4 <f8)",
+                   d);
     return -1;
 }
 
@@ -124,7 +130,8 @@ static int parse_shape(cur *c, rs_npy *out) {
         out->dims[out->rank++] = v;
         bool comma = eat(c, ',');
         if (eat(c, ')')) {
-            if (out->rank == 1 && !comma) return bad(c, "a 1-dim shape needs its comma, as in (5,)");
+            if (out->rank == 1 && !comma)
+                return bad(c, "a 1-dim shape needs its comma, as in (5,)");
             return 0;
         }
         if (!comma) return bad(c, "expected ',' or ')' in shape");
@@ -149,11 +156,15 @@ static int parse_header(const char *text, size_t len, rs_npy *out, rs_err *err) 
         if (str_lit(&c, key, sizeof(key), "expected a quoted key") != 0) return -1;
         if (!eat(&c, ':')) return bad(&c, "expected ':' after a key");
         bool *seen;
-        if (strcmp(key, "descr") == 0) seen = &seen_descr;
-        else if (strcmp(key, "fortran_order") == 0) seen = &seen_order;
-        else if (strcmp(key, "shape") == 0) seen = &seen_shape;
+        if (strcmp(key, "descr") == 0)
+            seen = &seen_descr;
+        else if (strcmp(key, "fortran_order") == 0)
+            seen = &seen_order;
+        else if (strcmp(key, "shape") == 0)
+            seen = &seen_shape;
         else {
-            rs_err_set(err, ".npy header: unknown key '%s' (expected descr, fortran_order, shape)", key);
+            rs_err_set(err, ".npy header: unknown key '%s' (expected descr, fortran_order, shape)",
+                       key);
             return -1;
         }
         if (*seen) {
@@ -167,8 +178,9 @@ static int parse_header(const char *text, size_t len, rs_npy *out, rs_err *err) 
             bool fortran = false;
             if (parse_bool(&c, &fortran) != 0) return -1;
             if (fortran) {
-                rs_err_set(err, ".npy header: fortran_order is True: only C-order arrays are supported "
-                                "(save np.ascontiguousarray(a))");
+                rs_err_set(err,
+                           ".npy header: fortran_order is True: only C-order arrays are supported "
+                           "(save np.ascontiguousarray(a))");
                 return -1;
             }
         } else if (parse_shape(&c, out) != 0) {
@@ -181,7 +193,9 @@ static int parse_header(const char *text, size_t len, rs_npy *out, rs_err *err) 
     if (c.p != c.end) return bad(&c, "unexpected text after the dict");
     if (!seen_descr || !seen_order || !seen_shape) {
         rs_err_set(err, ".npy header: key '%s' is missing",
-                   !seen_descr ? "descr" : !seen_order ? "fortran_order" : "shape");
+                   !seen_descr   ? "descr"
+                   : !seen_order ? "fortran_order"
+                                 : "shape");
         return -1;
     }
     return 0;
@@ -196,7 +210,8 @@ int rs_npy_parse(const uint8_t *buf, size_t len, rs_npy *out, rs_err *err) {
     out->major = buf[6];
     out->minor = buf[7];
     if (out->major < 1 || out->major > 3 || out->minor != 0) {
-        rs_err_set(err, ".npy format version %u.%u is not supported (1.0, 2.0, 3.0 are)", out->major, out->minor);
+        rs_err_set(err, ".npy format version %u.%u is not supported (1.0, 2.0, 3.0 are)",
+                   out->major, out->minor);
         return -1;
     }
     size_t prefix = out->major == 1 ? 10 : 12;
@@ -208,8 +223,9 @@ int rs_npy_parse(const uint8_t *buf, size_t len, rs_npy *out, rs_err *err) {
                                   : (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
                                         (size_t)buf[11] << 24;
     if (hlen > len - prefix) {
-        rs_err_set(err, ".npy file is truncated: the header says %zu bytes, %zu follow the preamble", hlen,
-                   len - prefix);
+        rs_err_set(err,
+                   ".npy file is truncated: the header says %zu bytes, %zu follow the preamble",
+                   hlen, len - prefix);
         return -1;
     }
     if (parse_header((const char *)buf + prefix, hlen, out, err) != 0) return -1;
@@ -229,7 +245,8 @@ int rs_npy_parse(const uint8_t *buf, size_t len, rs_npy *out, rs_err *err) {
     size_t have = len - prefix - hlen;
     if (n * esize != have) {
         rs_err_set(err, ".npy data: shape needs %llu elements of %s = %llu bytes, the file has %zu",
-                   (unsigned long long)n, rs_dtype_name(out->dtype), (unsigned long long)(n * esize), have);
+                   (unsigned long long)n, rs_dtype_name(out->dtype),
+                   (unsigned long long)(n * esize), have);
         return -1;
     }
     out->data = buf + prefix + hlen;
@@ -251,7 +268,8 @@ int rs_npy_load(const char *path, size_t max_bytes, uint8_t **storage, rs_npy *o
         return -1;
     }
     if ((uint64_t)st.st_size > max_bytes) {
-        rs_err_set(err, "%s: %lld bytes, over the limit of %zu", path, (long long)st.st_size, max_bytes);
+        rs_err_set(err, "%s: %lld bytes, over the limit of %zu", path, (long long)st.st_size,
+                   max_bytes);
         fclose(f);
         return -1;
     }

@@ -24,7 +24,7 @@ typedef struct rs_npy {
     rs_dtype dtype;
     uint32_t rank;
     int64_t dims[RS_MAX_RANK];
-    const uint8_t *data;  /* points into the parsed buffer */
+    const uint8_t *data; /* points into the parsed buffer */
     uint64_t byte_len;
 } rs_npy;
 

@@ -737,19 +737,21 @@ class FramedClient:
                 if not chunk:
                     raise ConnectionError("server closed the connection")
                 buf += chunk
+                off = 0  # frames are cut at offsets; the buffer is compacted once per recv
                 while True:
-                    hdr = check_header(buf, self.max_payload)
-                    if hdr is None or hdr[4] > len(buf):
+                    hdr = check_header(bytes(buf[off:off + HEADER_BYTES]), self.max_payload)
+                    if hdr is None or off + hdr[4] > len(buf):
                         break
                     size = hdr[4]
-                    frame = decode_frame(bytes(buf[:size]), self.max_payload)
-                    del buf[:size]
+                    frame = decode_frame(bytes(buf[off:off + size]), self.max_payload)
+                    off += size
                     with self._lock:
                         fut = self._pending.pop(frame.request_id, None)
                     if fut is not None:
                         fut.set_result(frame)
                     elif frame.type == "ERROR":  # a fatal error not tied to a request
                         raise ServerError(frame.message["code"], frame.message["message"])
+                del buf[:off]
         except Exception as e:  # noqa: BLE001 — every waiter must learn why
             self._fail(e)
 

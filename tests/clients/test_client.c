@@ -40,17 +40,23 @@ static int srv_frame(rs_conn *c, const rs_frame_msg *m, void *arg) {
     if (m->hdr.type != RS_MSG_INFER_REQUEST) return rs_framed_reject_type(c, m);
     const rs_infer_request *r = &m->u.infer_req;
     if (rs_str_eq(r->model, "bad")) {
-        rs_framed_send_error(c, m->hdr.request_id, RS_E_INVALID_INPUT, "input 'x': shape [%d] is wrong", 3);
+        rs_framed_send_error(c, m->hdr.request_id, RS_E_INVALID_INPUT,
+                             "input 'x': shape [%d] is wrong", 3);
         return RS_FRAMED_CONTINUE;
     }
     if (rs_str_eq(r->model, "close")) return RS_FRAMED_CLOSE;
     if (rs_str_eq(r->model, "silent")) return RS_FRAMED_CONTINUE;
     static uint8_t big[8192];
-    rs_infer_response resp = {.model = r->model, .version = rs_str_c("1"), .id = r->id, .outputs = r->inputs};
+    rs_infer_response resp = {
+        .model = r->model, .version = rs_str_c("1"), .id = r->id, .outputs = r->inputs};
     if (rs_str_eq(r->model, "big")) {
         resp.outputs.count = 1;
-        resp.outputs.t[0] = (rs_tensor_view){.name = rs_str_c("y"), .dtype = RS_DT_UINT8, .rank = 1,
-                                             .dims = {sizeof(big)}, .data = big, .byte_len = sizeof(big)};
+        resp.outputs.t[0] = (rs_tensor_view){.name = rs_str_c("y"),
+                                             .dtype = RS_DT_UINT8,
+                                             .rank = 1,
+                                             .dims = {sizeof(big)},
+                                             .data = big,
+                                             .byte_len = sizeof(big)};
     }
     uint16_t flags = (m->hdr.flags & RS_FRAME_F_NO_CACHE) ? 0 : RS_FRAME_F_CACHE_HIT;
     rs_framed_send_infer_response(c, m->hdr.request_id, flags, &resp);
@@ -58,7 +64,9 @@ static int srv_frame(rs_conn *c, const rs_frame_msg *m, void *arg) {
 }
 
 static const rs_framed_cfg srv_cfg = {.on_frame = srv_frame};
-static ssize_t srv_on_data(rs_conn *c, const uint8_t *d, size_t n) { return rs_framed_on_data(c, d, n, &srv_cfg); }
+static ssize_t srv_on_data(rs_conn *c, const uint8_t *d, size_t n) {
+    return rs_framed_on_data(c, d, n, &srv_cfg);
+}
 static const rs_conn_ops framed_ops = {.on_data = srv_on_data};
 
 /* ---- HTTP server (requests parsed with http_parser) ---- */
@@ -113,11 +121,15 @@ static int h_done(http_parser *p) {
     http_parser_pause(p, 1);
     return 0;
 }
-static http_parser_settings h_settings = {.on_url = h_url, .on_header_field = h_field,
-                                          .on_header_value = h_value, .on_body = h_body,
+static http_parser_settings h_settings = {.on_url = h_url,
+                                          .on_header_field = h_field,
+                                          .on_header_value = h_value,
+                                          .on_body = h_body,
                                           .on_message_complete = h_done};
 
-static void send_str(rs_conn *c, const char *s) { rs_conn_send(c, s, strlen(s)); }
+static void send_str(rs_conn *c, const char *s) {
+    rs_conn_send(c, s, strlen(s));
+}
 
 static void kserve_identity(hconn *h) {
     static uint8_t arena_mem[65536], out[65536];
@@ -140,13 +152,18 @@ static void kserve_identity(hconn *h) {
     outs.t[0].name = rs_str_c("y");
     bool binary[RS_MAX_TENSORS];
     if (rs_kserve_output_binary(&req, &outs, binary, &err) != 0) abort();
-    rs_kserve_response kr = {.model_name = "identity", .model_version = "1", .id = req.has_id ? req.id : NULL,
-                             .outputs = &outs, .binary = binary};
+    rs_kserve_response kr = {.model_name = "identity",
+                             .model_version = "1",
+                             .id = req.has_id ? req.id : NULL,
+                             .outputs = &outs,
+                             .binary = binary};
     size_t json_len, total;
     if (rs_kserve_render_response(&kr, out, sizeof(out), &json_len, &total, &err) != 0) abort();
-    snprintf(head, sizeof(head),
-             "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-Ringserve-Cache: miss\r\n"
-             "Inference-Header-Content-Length: %zu\r\nContent-Length: %zu\r\n\r\n", json_len, total);
+    snprintf(
+        head, sizeof(head),
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-Ringserve-Cache: miss\r\n"
+        "Inference-Header-Content-Length: %zu\r\nContent-Length: %zu\r\n\r\n",
+        json_len, total);
     send_str(h->c, head);
     rs_conn_send(h->c, out, total);
 }
@@ -154,13 +171,15 @@ static void kserve_identity(hconn *h) {
 static bool respond(hconn *h) {
     const char *u = h->url;
     if (strcmp(u, "/ok") == 0) {
-        send_str(h->c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Ringserve-Cache: hit\r\n"
-                       "Retry-After: 3\r\nContent-Length: 11\r\n\r\n{\"ok\":true}");
+        send_str(h->c,
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Ringserve-Cache: hit\r\n"
+                 "Retry-After: 3\r\nContent-Length: 11\r\n\r\n{\"ok\":true}");
     } else if (strcmp(u, "/chunked") == 0) {
         send_str(h->c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "5\r\nhello\r\n1\r\n,\r\n6\r\n world\r\n0\r\n\r\n");
     } else if (strcmp(u, "/err") == 0) {
-        send_str(h->c, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n"
+        send_str(h->c, "HTTP/1.1 400 Bad Request\r\nContent-Type: "
+                       "application/json\r\nContent-Length: 27\r\n\r\n"
                        "{\"error\": \"bad input 'x'\"}\n");
     } else if (strcmp(u, "/plain") == 0) {
         send_str(h->c, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 8\r\n\r\ndraining");
@@ -215,7 +234,8 @@ static void http_close(rs_conn *c, int err) {
     (void)err;
     free(rs_conn_udata(c));
 }
-static const rs_conn_ops http_ops = {.on_open = http_open, .on_data = http_data, .on_close = http_close};
+static const rs_conn_ops http_ops = {
+    .on_open = http_open, .on_data = http_data, .on_close = http_close};
 
 /* ---- the server thread ---- */
 
@@ -224,10 +244,8 @@ static void *server_main(void *arg) {
     rs_loop_config cfg;
     rs_loop_config_default(&cfg);
     rs_err err;
-    /* epoll: on io_uring the pipelined test livelocks the loop (the server
-     * thread spins in rs__process_pending and never sends the replies);
-     * reported to io. RS_TEST_IO_BACKEND=uring reproduces it. */
-    rs_io_backend want = RS_IO_EPOLL;
+    /* RS_TEST_IO_BACKEND=uring|epoll (tests/clients/meson.build runs both) */
+    rs_io_backend want = RS_IO_AUTO;
     const char *b = getenv("RS_TEST_IO_BACKEND");
     if (b && rs_io_backend_parse(b, &want) != 0) abort();
     if (rs_io_backend_resolve(want, &cfg.backend, &err) != 0) abort();
@@ -251,7 +269,8 @@ static int group_setup(void **state) {
     (void)state;
     rs_kserve_global_init();
     if (pthread_create(&g_thread, NULL, server_main, NULL) != 0) return -1;
-    while (!g_loop) sched_yield();
+    while (!g_loop)
+        sched_yield();
     return 0;
 }
 
@@ -275,8 +294,12 @@ static rs_infer_request request(const char *model, const float *x, uint32_t n) {
     r.model = rs_str_c(model);
     r.id = rs_str_c("req-1");
     r.inputs.count = 1;
-    r.inputs.t[0] = (rs_tensor_view){.name = rs_str_c("x"), .dtype = RS_DT_FP32, .rank = 2, .dims = {1, n},
-                                     .data = (const uint8_t *)x, .byte_len = n * sizeof(float)};
+    r.inputs.t[0] = (rs_tensor_view){.name = rs_str_c("x"),
+                                     .dtype = RS_DT_FP32,
+                                     .rank = 2,
+                                     .dims = {1, n},
+                                     .data = (const uint8_t *)x,
+                                     .byte_len = n * sizeof(float)};
     return r;
 }
 
@@ -286,7 +309,8 @@ static void test_framed_infer_and_errors(void **state) {
     (void)state;
     rs_client *c = connect_framed(NULL);
     float x[16];
-    for (int i = 0; i < 16; i++) x[i] = (float)i * 0.5f;
+    for (int i = 0; i < 16; i++)
+        x[i] = (float)i * 0.5f;
     rs_infer_request req = request("identity", x, 16);
     rs_client_reply r;
     rs_err err;
@@ -344,7 +368,8 @@ static void test_framed_pipelined(void **state) {
     }
     assert_int_equal(rs_client_in_flight(c), N);
     assert_int_equal(rs_client_infer(c, &(rs_infer_request){.model = rs_str_c("identity")}, 0,
-                                     &(rs_client_reply){0}, &err), -1);
+                                     &(rs_client_reply){0}, &err),
+                     -1);
     assert_non_null(strstr(err.msg, "pipelined requests are still outstanding"));
     for (int k = 0; k < N; k++) {
         rs_client_reply r;
@@ -424,17 +449,20 @@ static void test_parse_endpoint(void **state) {
     char host[64];
     uint16_t port;
     rs_err err;
-    assert_int_equal(rs_client_parse_endpoint("127.0.0.1:9000", host, sizeof(host), &port, &err), 0);
+    assert_int_equal(rs_client_parse_endpoint("127.0.0.1:9000", host, sizeof(host), &port, &err),
+                     0);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 9000);
     assert_int_equal(rs_client_parse_endpoint("[::1]:8000", host, sizeof(host), &port, &err), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 8000);
     const char *bad[] = {"9000", ":9000", "h:", "h:0", "h:65536", "h:-1", "h:12x", NULL};
-    for (int i = 0; bad[i]; i++) assert_int_equal(rs_client_parse_endpoint(bad[i], host, sizeof(host), &port, &err), -1);
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(rs_client_parse_endpoint(bad[i], host, sizeof(host), &port, &err), -1);
     assert_int_equal(rs_client_parse_endpoint("h:12x", host, sizeof(host), &port, &err), -1);
     assert_non_null(strstr(err.msg, "port '12x' must be a number 1..65535"));
-    assert_int_equal(rs_client_parse_endpoint("averyveryverylonghostname:1", host, 8, &port, &err), -1);
+    assert_int_equal(rs_client_parse_endpoint("averyveryverylonghostname:1", host, 8, &port, &err),
+                     -1);
     assert_non_null(strstr(err.msg, "host must be 1..7 bytes"));
 }
 
@@ -465,13 +493,15 @@ static void test_http_requests(void **state) {
     assert_string_equal(r.content_type, "application/json");
     assert_false(r.has_inference_header_len);
     /* chunked, de-chunked into the body buffer; same connection (keep-alive) */
-    assert_int_equal(rs_client_http_request(h, "GET", "/chunked", NULL, NULL, NULL, 0, &r, &err), 0);
+    assert_int_equal(rs_client_http_request(h, "GET", "/chunked", NULL, NULL, NULL, 0, &r, &err),
+                     0);
     assert_int_equal(r.body_len, 12);
     assert_memory_equal(r.body, "hello, world", 12);
     assert_string_equal(r.cache, "");
     /* errors: the {"error"} sentence, or the raw body */
     char msg[128];
-    assert_int_equal(rs_client_http_request(h, "POST", "/err", "application/json", NULL, "{}", 2, &r, &err), 0);
+    assert_int_equal(
+        rs_client_http_request(h, "POST", "/err", "application/json", NULL, "{}", 2, &r, &err), 0);
     assert_int_equal(r.status, 400);
     rs_client_http_error_message(&r, msg, sizeof(msg));
     assert_string_equal(msg, "bad input 'x'");
@@ -493,7 +523,8 @@ static void test_http_requests(void **state) {
     /* a body over max_payload_bytes, and a response that is not HTTP */
     assert_int_equal(rs_client_http_request(h, "GET", "/big", NULL, NULL, NULL, 0, &r, &err), -1);
     assert_non_null(strstr(err.msg, "over max_payload_bytes (4096)"));
-    assert_int_equal(rs_client_http_request(h, "GET", "/garbage", NULL, NULL, NULL, 0, &r, &err), -1);
+    assert_int_equal(rs_client_http_request(h, "GET", "/garbage", NULL, NULL, NULL, 0, &r, &err),
+                     -1);
     assert_non_null(strstr(err.msg, "malformed HTTP response"));
     /* headers that do not fit the request head */
     static char huge[5000];
@@ -520,17 +551,23 @@ static void test_http_kserve_roundtrip(void **state) {
     req.priority = 1;
     req.timeout_us = 5000;
     req.inputs.count = 1;
-    req.inputs.t[0] = (rs_tensor_view){.name = rs_str_c("x"), .dtype = RS_DT_INT32, .rank = 2, .dims = {2, 3},
-                                       .data = (const uint8_t *)x, .byte_len = sizeof(x)};
+    req.inputs.t[0] = (rs_tensor_view){.name = rs_str_c("x"),
+                                       .dtype = RS_DT_INT32,
+                                       .rank = 2,
+                                       .dims = {2, 3},
+                                       .data = (const uint8_t *)x,
+                                       .byte_len = sizeof(x)};
     static uint8_t body[8192], arena_mem[8192];
     size_t body_len, json_len;
     rs_err err;
     for (int binary_out = 0; binary_out <= 1; binary_out++) {
-        assert_int_equal(rs_client_kserve_binary_request(&req, binary_out, body, sizeof(body), &body_len, &json_len,
-                                                         &err), 0);
+        assert_int_equal(rs_client_kserve_binary_request(&req, binary_out, body, sizeof(body),
+                                                         &body_len, &json_len, &err),
+                         0);
         assert_int_equal(body_len - json_len, sizeof(x));
         rs_client_http_response r;
-        assert_int_equal(rs_client_http_infer(h, "identity", "1", body, body_len, json_len, true, &r, &err), 0);
+        assert_int_equal(
+            rs_client_http_infer(h, "identity", "1", body, body_len, json_len, true, &r, &err), 0);
         assert_int_equal(r.status, 200);
         assert_string_equal(r.cache, "miss");
         assert_true(r.has_inference_header_len);
@@ -539,8 +576,9 @@ static void test_http_kserve_roundtrip(void **state) {
         rs_kserve_arena arena;
         rs_kserve_arena_init(&arena, arena_mem, sizeof(arena_mem));
         rs_client_kserve_result kr;
-        assert_int_equal(rs_client_kserve_parse_response(r.body, r.body_len, r.inference_header_len, &kr, &arena,
-                                                         &err), 0);
+        assert_int_equal(rs_client_kserve_parse_response(r.body, r.body_len, r.inference_header_len,
+                                                         &kr, &arena, &err),
+                         0);
         assert_string_equal(kr.model_name, "identity");
         assert_string_equal(kr.model_version, "1");
         assert_string_equal(kr.id, "kid");
@@ -554,13 +592,15 @@ static void test_http_kserve_roundtrip(void **state) {
     }
     /* the server's 400 for a bad body comes back as a status, not a failure */
     rs_client_http_response r;
-    assert_int_equal(rs_client_http_infer(h, "identity", NULL, "{\"inputs\": 3}", 13, 13, false, &r, &err), 0);
+    assert_int_equal(
+        rs_client_http_infer(h, "identity", NULL, "{\"inputs\": 3}", 13, 13, false, &r, &err), 0);
     assert_int_equal(r.status, 400);
     char msg[256];
     rs_client_http_error_message(&r, msg, sizeof(msg));
     assert_non_null(strstr(msg, "'inputs' must be a non-empty array"));
     /* too small a buffer for the request body */
-    assert_int_equal(rs_client_kserve_binary_request(&req, true, body, 40, &body_len, &json_len, &err), -1);
+    assert_int_equal(
+        rs_client_kserve_binary_request(&req, true, body, 40, &body_len, &json_len, &err), -1);
     assert_non_null(strstr(err.msg, "over the 40-byte buffer"));
     rs_client_http_destroy(h);
 }
@@ -578,7 +618,8 @@ static void test_kserve_parse_response_errors(void **state) {
         {"{\"outputs\": [", "not valid JSON"},
         {"[1]", "must be a JSON object"},
         {"{\"model_name\": \"m\"}", "no 'outputs' array"},
-        {"{\"outputs\": [{\"name\": \"y\", \"datatype\": \"FP32\", \"shape\": [2], \"data\": [1]}]}",
+        {"{\"outputs\": [{\"name\": \"y\", \"datatype\": \"FP32\", \"shape\": [2], \"data\": "
+         "[1]}]}",
          "response outputs: input 'y': shape [2] needs 2 elements, data has 1"},
         {"{\"outputs\": [{\"name\": \"y\", \"datatype\": \"FP32\", \"shape\": [1], "
          "\"parameters\": {\"binary_data_size\": 4}}]}",
@@ -587,15 +628,22 @@ static void test_kserve_parse_response_errors(void **state) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         rs_kserve_arena_init(&arena, arena_mem, sizeof(arena_mem));
         size_t n = strlen(cases[i].body);
-        assert_int_equal(rs_client_kserve_parse_response((const uint8_t *)cases[i].body, n, n, &kr, &arena, &err), -1);
-        if (!strstr(err.msg, cases[i].want)) fail_msg("case %zu: got '%s', want '%s'", i, err.msg, cases[i].want);
+        assert_int_equal(rs_client_kserve_parse_response((const uint8_t *)cases[i].body, n, n, &kr,
+                                                         &arena, &err),
+                         -1);
+        if (!strstr(err.msg, cases[i].want))
+            fail_msg("case %zu: got '%s', want '%s'", i, err.msg, cases[i].want);
     }
     const char *ok = "{\"model_name\": \"m\", \"outputs\": []}";
     rs_kserve_arena_init(&arena, arena_mem, sizeof(arena_mem));
-    assert_int_equal(rs_client_kserve_parse_response((const uint8_t *)ok, strlen(ok), strlen(ok), &kr, &arena, &err), 0);
+    assert_int_equal(rs_client_kserve_parse_response((const uint8_t *)ok, strlen(ok), strlen(ok),
+                                                     &kr, &arena, &err),
+                     0);
     assert_int_equal(kr.outputs.count, 0);
-    assert_int_equal(rs_client_kserve_parse_response((const uint8_t *)ok, 4, 5, &kr, &arena, &err), -1);
-    assert_non_null(strstr(err.msg, "Inference-Header-Content-Length 5 is over the body's 4 bytes"));
+    assert_int_equal(rs_client_kserve_parse_response((const uint8_t *)ok, 4, 5, &kr, &arena, &err),
+                     -1);
+    assert_non_null(
+        strstr(err.msg, "Inference-Header-Content-Length 5 is over the body's 4 bytes"));
 }
 
 int main(void) {

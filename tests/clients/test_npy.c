@@ -15,11 +15,13 @@
 #include "clients/c/rs_npy.h"
 
 /* Builds an image: preamble, header padded to 64 with a newline, data. */
-static size_t build(uint8_t *out, int version, const char *header, const void *data, size_t data_len) {
+static size_t build(uint8_t *out, int version, const char *header, const void *data,
+                    size_t data_len) {
     size_t pre = version == 1 ? 10 : 12;
     size_t hl = strlen(header);
     size_t padded = hl + 1;
-    while ((pre + padded) % 64) padded++;
+    while ((pre + padded) % 64)
+        padded++;
     memcpy(out, "\x93NUMPY", 6);
     out[6] = (uint8_t)version;
     out[7] = 0;
@@ -44,7 +46,8 @@ static void test_good_headers(void **state) {
     rs_npy n;
     rs_err err;
     float f[6] = {1, 2, 3, 4, 5, 6};
-    size_t len = build(img, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, sizeof(f));
+    size_t len =
+        build(img, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, sizeof(f));
     assert_int_equal(rs_npy_parse(img, len, &n, &err), 0);
     assert_int_equal(n.dtype, RS_DT_FP32);
     assert_int_equal(n.rank, 2);
@@ -56,7 +59,8 @@ static void test_good_headers(void **state) {
 
     /* version 2 and 3, other key order, double quotes, no trailing comma */
     for (int v = 2; v <= 3; v++) {
-        len = build(img, v, "{\"shape\": (5,), \"fortran_order\": False, \"descr\": \"<i8\"}", img + 4000, 40);
+        len = build(img, v, "{\"shape\": (5,), \"fortran_order\": False, \"descr\": \"<i8\"}",
+                    img + 4000, 40);
         assert_int_equal(rs_npy_parse(img, len, &n, &err), 0);
         assert_int_equal(n.major, v);
         assert_int_equal(n.dtype, RS_DT_INT64);
@@ -76,12 +80,14 @@ static void test_good_headers(void **state) {
     static const struct {
         const char *descr;
         rs_dtype dt;
-    } all[] = {{"|b1", RS_DT_BOOL},   {"|i1", RS_DT_INT8},   {"|u1", RS_DT_UINT8},  {"<i2", RS_DT_INT16},
-               {"<i4", RS_DT_INT32},  {"<i8", RS_DT_INT64},  {"<u2", RS_DT_UINT16}, {"<u4", RS_DT_UINT32},
-               {"<u8", RS_DT_UINT64}, {"<f2", RS_DT_FP16},   {"<f4", RS_DT_FP32},   {"<f8", RS_DT_FP64}};
+    } all[] = {{"|b1", RS_DT_BOOL},   {"|i1", RS_DT_INT8},   {"|u1", RS_DT_UINT8},
+               {"<i2", RS_DT_INT16},  {"<i4", RS_DT_INT32},  {"<i8", RS_DT_INT64},
+               {"<u2", RS_DT_UINT16}, {"<u4", RS_DT_UINT32}, {"<u8", RS_DT_UINT64},
+               {"<f2", RS_DT_FP16},   {"<f4", RS_DT_FP32},   {"<f8", RS_DT_FP64}};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         char h[128];
-        snprintf(h, sizeof(h), "{'descr': '%s', 'fortran_order': False, 'shape': (3,), }", all[i].descr);
+        snprintf(h, sizeof(h), "{'descr': '%s', 'fortran_order': False, 'shape': (3,), }",
+                 all[i].descr);
         len = build(img, 1, h, img + 4000, 3 * rs_dtype_size(all[i].dt));
         assert_int_equal(rs_npy_parse(img, len, &n, &err), 0);
         assert_int_equal(n.dtype, all[i].dt);
@@ -100,41 +106,61 @@ static void expect_bad(const char *header, size_t data_len, const char *want) {
 static void test_bad_headers(void **state) {
     (void)state;
     expect_bad("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", 4, "big-endian");
-    expect_bad("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", 8, "'<c8' is not supported");
-    expect_bad("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", 8, "'|O' is not supported");
-    expect_bad("{'descr': '<U4', 'fortran_order': False, 'shape': (1,), }", 16, "'<U4' is not supported");
-    expect_bad("{'descr': '<u1', 'fortran_order': False, 'shape': (1,), }", 1, "'<u1' is not supported");
-    expect_bad("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", 4, "structured dtypes");
-    expect_bad("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16, "fortran_order is True");
+    expect_bad("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", 8,
+               "'<c8' is not supported");
+    expect_bad("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", 8,
+               "'|O' is not supported");
+    expect_bad("{'descr': '<U4', 'fortran_order': False, 'shape': (1,), }", 16,
+               "'<U4' is not supported");
+    expect_bad("{'descr': '<u1', 'fortran_order': False, 'shape': (1,), }", 1,
+               "'<u1' is not supported");
+    expect_bad("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", 4,
+               "structured dtypes");
+    expect_bad("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16,
+               "fortran_order is True");
     expect_bad("{'descr': '<f4', 'fortran_order': 0, 'shape': (1,), }", 4, "True or False");
     expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (4), }", 16, "needs its comma");
-    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", 4, "dims must be >= 0");
-    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2L,), }", 8, "expected ',' or ')'");
+    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", 4,
+               "dims must be >= 0");
+    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2L,), }", 8,
+               "expected ',' or ')'");
     expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': [1], }", 4, "must be a tuple");
     expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }", 4,
                "more than 8 dims");
-    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 4, "too large");
+    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 4,
+               "too large");
     expect_bad("{'descr': '<f4', 'fortran_order': False, }", 4, "key 'shape' is missing");
     expect_bad("{'descr': '<f4', 'shape': (1,), }", 4, "key 'fortran_order' is missing");
-    expect_bad("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 4, "appears twice");
-    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'extra': 1}", 4, "unknown key 'extra'");
-    expect_bad("{'descr': '<f4' 'fortran_order': False, 'shape': (1,), }", 4, "expected ',' or '}'");
-    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), } x", 4, "unexpected text after");
+    expect_bad("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 4,
+               "appears twice");
+    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'extra': 1}", 4,
+               "unknown key 'extra'");
+    expect_bad("{'descr': '<f4' 'fortran_order': False, 'shape': (1,), }", 4,
+               "expected ',' or '}'");
+    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), } x", 4,
+               "unexpected text after");
     expect_bad("('descr', '<f4')", 4, "expected '{'");
-    expect_bad("{descr: '<f4', 'fortran_order': False, 'shape': (1,), }", 4, "expected a quoted key");
+    expect_bad("{descr: '<f4', 'fortran_order': False, 'shape': (1,), }", 4,
+               "expected a quoted key");
     expect_bad("{'descr' '<f4', 'fortran_order': False, 'shape': (1,), }", 4, "expected ':'");
-    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20, "the file has 20");
-    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28, "= 24 bytes, the file has 28");
-    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }", 4,
-               "overflows");
-    expect_bad("{'descr': '<f\xc3\xa9" "4', 'fortran_order': False, 'shape': (1,), }", 4, "non-ASCII");
+    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20,
+               "the file has 20");
+    expect_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28,
+               "= 24 bytes, the file has 28");
+    expect_bad(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }",
+        4, "overflows");
+    expect_bad("{'descr': '<f\xc3\xa9"
+               "4', 'fortran_order': False, 'shape': (1,), }",
+               4, "non-ASCII");
 }
 
 static void test_bad_preamble(void **state) {
     (void)state;
     rs_npy n;
     rs_err err;
-    size_t len = build(img, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", "abcd", 4);
+    size_t len =
+        build(img, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", "abcd", 4);
     img[0] = 0x92;
     assert_int_equal(rs_npy_parse(img, len, &n, &err), -1);
     assert_non_null(strstr(err.msg, "not a .npy file"));
@@ -159,7 +185,8 @@ static void test_load_file(void **state) {
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     int32_t v[4] = {1, -2, 3, -4};
-    size_t len = build(img, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }", v, sizeof(v));
+    size_t len =
+        build(img, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }", v, sizeof(v));
     FILE *f = fdopen(fd, "wb");
     assert_int_equal(fwrite(img, 1, len, f), len);
     fclose(f);
