@@ -15,7 +15,9 @@
 # failure. Prints each pair and its ratio; --json prints one JSON document.
 #
 #   bench/compare.sh [--json] [--duration S] [--warmup S] [--connections N]
-#                    [--build DIR] [--only 1,2,3,4,5] [--keep]
+#                    [--repeat N] [--build DIR] [--only 1,2,3,4,5] [--keep]
+# --repeat N runs the whole sequence N times (servers restarted each time)
+# and reports each value's median and the median of the per-run ratios.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,10 +28,11 @@ CONNS=32
 JSON=0
 ONLY="1,2,3,4,5"
 KEEP=0
+REPEAT=1
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --json) JSON=1 ;;
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
     --connections) CONNS="$2"; shift ;;
     --build) BUILD="$(cd "$2" && pwd)"; shift ;;
     --only) ONLY="$2"; shift ;;
+    --repeat) REPEAT="$2"; shift ;;
     --keep) KEEP=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -178,23 +182,23 @@ stop_serve() {
   rm -f "/dev/shm/$CACHE_NAME"
 }
 
-# One `ringserve bench` run -> $T/r/<name>.json
-mkdir -p "$T/r"
+# One `ringserve bench` run -> $R/<name>.json ($R: this repetition's folder)
+R=""
 rsbench() { # name backend args...
   local name="$1" be="$2"; shift 2
   say "run $name: ringserve --io-backend=$be bench $*"
   "$RS" --log-level=warn --io-backend="$be" bench "$@" --duration "$DURATION" --warmup "$WARMUP" \
-    --json > "$T/r/$name.json" || true
-  echo "ringserve --io-backend=$be bench $* --duration $DURATION --warmup $WARMUP" > "$T/r/$name.cmd"
+    --json > "$R/$name.json" || true
+  echo "ringserve --io-backend=$be bench $* --duration $DURATION --warmup $WARMUP" > "$R/$name.cmd"
 }
-# One wrk run -> $T/r/<name>.wrk (+ .cmd)
+# One wrk run -> $R/<name>.wrk (+ .cmd)
 wrkrun() { # name args...
   local name="$1"; shift
   say "run $name: wrk $*"
   # wrk has no warm-up: a short unmeasured run first
   wrk "$@" -d "${WARMUP}s" > /dev/null 2>&1 || true
-  wrk --latency "$@" -d "${DURATION}s" > "$T/r/$name.wrk" 2>&1 || true
-  echo "wrk --latency $* -d ${DURATION}s" > "$T/r/$name.cmd"
+  wrk --latency "$@" -d "${DURATION}s" > "$R/$name.wrk" 2>&1 || true
+  echo "wrk --latency $* -d ${DURATION}s" > "$R/$name.cmd"
 }
 
 INFER_BODY='{"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}'
@@ -232,6 +236,11 @@ if want 2; then
 fi
 
 # ---- the runs ------------------------------------------------------------------------
+case "$REPEAT" in ''|*[!0-9]*|0) echo "compare.sh: --repeat '$REPEAT': expected a positive integer" >&2; exit 2 ;; esac
+for REP in $(seq 1 "$REPEAT"); do
+R="$T/r$REP"
+mkdir -p "$R"
+[ "$REPEAT" -gt 1 ] && say "repetition $REP of $REPEAT"
 for BE in uring epoll; do
   if [ "$BE" = epoll ] && ! want 5; then break; fi
   if [ "$BE" = epoll ] && ! want 1 && ! want 2; then break; fi
@@ -278,7 +287,7 @@ PYEOF
     rsbench "2-ringserve-$BE" "$BE" --framed "127.0.0.1:$FRAMED_PORT" --model identity-cached --concurrency "$CONNS"
     if [ "$BE" = uring ]; then
       rsbench "2-memcached" uring --memcache "127.0.0.1:$MC_PORT" --key "rs-compare" --value-bytes "$FRAME_BYTES" --concurrency "$CONNS"
-      echo "$FRAME_BYTES" > "$T/r/2-value-bytes"
+      echo "$FRAME_BYTES" > "$R/2-value-bytes"
     fi
   fi
 
@@ -292,114 +301,146 @@ PYEOF
     # saturation with batching: closed loop with many requests in flight
     rsbench "4-probe" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --unique --concurrency 64
     rsbench "4-probe-nobatch" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-nobatch --shape 1,1024 --unique --concurrency 64
-    RATE=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(max(1, int(r["rps"] * 0.8)))' "$T/r/4-probe.json")
-    echo "$RATE" > "$T/r/4-rate"
+    RATE=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(max(1, int(r["rps"] * 0.8)))' "$R/4-probe.json")
+    echo "$RATE" > "$R/4-rate"
     say "offered rate for 4: $RATE req/s (0.8 x batching's closed-loop saturation)"
     rsbench "4-batching" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-batch --shape 1,1024 --unique --rate "$RATE" --concurrency 64
     rsbench "4-nobatching" uring --framed "127.0.0.1:$FRAMED_PORT" --model mlp-nobatch --shape 1,1024 --unique --rate "$RATE" --concurrency 64
   fi
   stop_serve
 done
+done
 
 # ---- report ---------------------------------------------------------------------------
-"$PY" - "$T/r" "$JSON" "${MLP_DELAY_US:-0}" "${IDENTITY_DELAY_US:-0}" <<'PYEOF'
-import json, os, re, sys
-d, as_json, delay_us, id_delay_us = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
+"$PY" - "$T" "$REPEAT" "$JSON" "${MLP_DELAY_US:-0}" "${IDENTITY_DELAY_US:-0}" "$DURATION" "$WARMUP" <<'PYEOF'
+import json, os, re, statistics, sys
+t, reps, as_json = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+delay_us, id_delay_us = int(sys.argv[4]), int(sys.argv[5])
+dirs = [os.path.join(t, f"r{k}") for k in range(1, reps + 1)]
 
-def load(name):
+def cmd_of(d, name):
+    return open(os.path.join(d, name + ".cmd")).read().strip()
+
+def ran(d, name):
+    return os.path.exists(os.path.join(d, name + ".cmd"))
+
+def failed(d, name):
+    return {"failed": True, "cmd": cmd_of(d, name)} if ran(d, name) else None
+
+def one_bench(d, name):
     p = os.path.join(d, name + ".json")
-    if not os.path.exists(p):
-        return None
     try:
         r = json.load(open(p))
-    except ValueError:
-        return None
+    except (OSError, ValueError):
+        return failed(d, name)
     lat = r["latency_us"]
     return {"rps": r["rps"], "p50_us": lat["p50"], "p99_us": lat["p99"], "errors": r["errors"]["total"],
-            "requests": r["requests"], "cmd": open(os.path.join(d, name + ".cmd")).read().strip()}
+            "first_error": r.get("first_error", ""), "cmd": cmd_of(d, name)}
 
 def to_us(v, unit):
     return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 
-def load_wrk(name):
+def one_wrk(d, name):
     p = os.path.join(d, name + ".wrk")
     if not os.path.exists(p):
-        return None
-    t = open(p).read()
-    m = re.search(r"Requests/sec:\s+([\d.]+)", t)
+        return failed(d, name)
+    txt = open(p).read()
+    m = re.search(r"Requests/sec:\s+([\d.]+)", txt)
     if not m:
-        return None
-    pct = {k: to_us(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)}
-    errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", t))
-    m2 = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+        return failed(d, name)
+    pct = {k: to_us(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", txt, re.M)}
+    errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", txt))
+    m2 = re.search(r"Non-2xx or 3xx responses: (\d+)", txt)
     errs += int(m2.group(1)) if m2 else 0
     return {"rps": float(m.group(1)), "p50_us": pct.get("50"), "p99_us": pct.get("99"), "errors": errs,
-            "cmd": open(os.path.join(d, name + ".cmd")).read().strip()}
+            "first_error": "", "cmd": cmd_of(d, name)}
+
+def runs(name, wrk=False):
+    """One result per repetition (None where it did not run)."""
+    return [(one_wrk if wrk else one_bench)(d, name) for d in dirs]
+
+def text(d, name):
+    p = os.path.join(d, name)
+    return open(p).read().strip() if os.path.exists(p) else "?"
 
 rows = []
-def pair(title, a_name, a, b_name, b, metric, higher_better, note=""):
-    if not a and not b:
-        return  # not selected with --only
-    if not a or not b:
+def pair(title, a_name, a_runs, b_name, b_runs, metric, higher_better, note_fn=None):
+    if not any(a_runs) or not any(b_runs):
+        return  # one side not selected with --only
+    both = [(a, b) for a, b in zip(a_runs, b_runs) if a and b and not a.get("failed") and not b.get("failed")
+            and a[metric] is not None and b[metric] is not None]
+    if not both:
         rows.append({"comparison": title, "a": a_name, "b": b_name, "missing": True})
         return
-    va, vb = a[metric], b[metric]
-    ratio = (va / vb) if va and vb else None
-    rows.append({"comparison": title, "metric": metric, "a": a_name, "b": b_name, "a_value": va,
-                 "b_value": vb, "ratio": ratio, "higher_is_better": higher_better, "note": note,
-                 "a_detail": a, "b_detail": b})
+    va = statistics.median(a[metric] for a, _ in both)
+    vb = statistics.median(b[metric] for _, b in both)
+    ratios = [a[metric] / b[metric] for a, b in both if b[metric]]
+    rows.append({"comparison": title, "metric": metric, "a": a_name, "b": b_name, "a_value": va, "b_value": vb,
+                 "ratio": statistics.median(ratios) if ratios else None, "ratios": ratios, "runs": len(both),
+                 "higher_is_better": higher_better, "note": note_fn(va, vb) if note_fn else "",
+                 "a_errors": sum(a["errors"] for a, _ in both), "b_errors": sum(b["errors"] for _, b in both),
+                 "a_first_error": next((a["first_error"] for a, _ in both if a["first_error"]), ""),
+                 "b_first_error": next((b["first_error"] for _, b in both if b["first_error"]), ""),
+                 "a_cmd": both[0][0]["cmd"], "b_cmd": both[0][1]["cmd"]})
 
+nginx = runs("1-nginx", wrk=True)
+mc = runs("2-memcached")
+vb = text(dirs[0], "2-value-bytes")
 for be in ("uring", "epoll"):
-    r1, n1 = load_wrk("1-ringserve-" + be), load_wrk("1-nginx")
-    if r1 or be == "uring":
-        pair(f"1 cached infer over HTTP ({be}) vs nginx static", f"ringserve/{be}", r1, "nginx", n1, "rps", True)
-        pair(f"1 p99 ({be}) vs nginx", f"ringserve/{be}", r1, "nginx", n1, "p99_us", False)
-    r2, m2 = load("2-ringserve-" + be), load("2-memcached")
-    if r2 or be == "uring":
-        vb = open(os.path.join(d, "2-value-bytes")).read().strip() if os.path.exists(os.path.join(d, "2-value-bytes")) else "?"
-        pair(f"2 framed cache hit ({be}) vs memcached get, {vb} B", f"ringserve/{be}", r2, "memcached", m2, "rps", True)
-w = load("3-worker")
+    r1 = runs("1-ringserve-" + be, wrk=True)
+    pair(f"1 cached infer over HTTP ({be}) vs nginx static", f"ringserve/{be}", r1, "nginx", nginx, "rps", True)
+    pair(f"1 p99 ({be}) vs nginx", f"ringserve/{be}", r1, "nginx", nginx, "p99_us", False)
+    pair(f"2 framed cache hit ({be}) vs memcached get, {vb} B", f"ringserve/{be}", runs("2-ringserve-" + be),
+         "memcached", mc, "rps", True)
+w = runs("3-worker")
 for name, label in (("3-coordinator", f"batch delay {id_delay_us} us"), ("3-coordinator-nodelay", "batch delay 0")):
-    c = load(name)
+    c = runs(name)
     for q in ("p50", "p99"):
         pair(f"3 identity {q} ({label}): coordinator->worker vs direct", "via coordinator", c, "worker direct", w,
-             q + "_us", False, f"overhead {c[q + '_us'] - w[q + '_us']:.1f} us" if c and w else "")
-pair("4 mlp-bench saturation (closed loop, 64 conns): batching on vs off", "batching", load("4-probe"),
-     "no batching", load("4-probe-nobatch"), "rps", True)
-b, nb = load("4-batching"), load("4-nobatching")
-rate = open(os.path.join(d, "4-rate")).read().strip() if os.path.exists(os.path.join(d, "4-rate")) else "?"
+             q + "_us", False, lambda a, b: f"overhead {a - b:.1f} us")
+pair("4 mlp-bench saturation (closed loop, 64 conns): batching on vs off", "batching", runs("4-probe"),
+     "no batching", runs("4-probe-nobatch"), "rps", True)
+rate = text(dirs[0], "4-rate")
+b, nb = runs("4-batching"), runs("4-nobatching")
 pair(f"4 mlp-bench throughput at {rate} req/s offered: batching on vs off", "batching", b, "no batching", nb, "rps", True)
 pair(f"4 mlp-bench p99 at {rate} req/s: batching on vs off", "batching", b, "no batching", nb, "p99_us", False,
-     f"max_queue_delay_us {delay_us}")
-for be_pair in (("1", "cached infer over HTTP (wrk)"), ("2", "framed cache hit")):
-    k, what = be_pair
-    f = load_wrk if k == "1" else load
-    u, e = f(f"{k}-ringserve-uring"), f(f"{k}-ringserve-epoll")
-    if u or e:
-        pair(f"5 {what}: io_uring vs epoll", "uring", u, "epoll", e, "rps", True)
+     lambda a, b_: f"max_queue_delay_us {delay_us}")
+pair("5 cached infer over HTTP (wrk): io_uring vs epoll", "uring", runs("1-ringserve-uring", wrk=True),
+     "epoll", runs("1-ringserve-epoll", wrk=True), "rps", True)
+pair("5 framed cache hit: io_uring vs epoll", "uring", runs("2-ringserve-uring"), "epoll", runs("2-ringserve-epoll"),
+     "rps", True)
 
 if as_json:
-    print(json.dumps({"duration_s": None, "comparisons": rows}, indent=1))
+    print(json.dumps({"duration_s": float(sys.argv[6]), "warmup_s": float(sys.argv[7]), "repeat": reps,
+                      "comparisons": rows}, indent=1))
     sys.exit(0)
 def fmt(v, metric):
     if v is None:
         return "-"
     return f"{v:,.0f} req/s" if metric == "rps" else f"{v:,.1f} us"
 print()
-print(f"{'comparison':<62} {'A':>16} {'B':>16} {'A/B':>7}  errors A/B")
+print(f"{'comparison':<66} {'A':>16} {'B':>16} {'A/B':>7}  errors A/B" + ("  (medians of %d runs)" % reps if reps > 1 else ""))
 for r in rows:
     if r.get("missing"):
-        print(f"{r['comparison']:<62} {'(not run)':>16}")
+        print(f"{r['comparison']:<66} {'(failed: no result)':>16}")
         continue
     ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
-    print(f"{r['comparison']:<62} {fmt(r['a_value'], r['metric']):>16} {fmt(r['b_value'], r['metric']):>16} "
-          f"{ratio:>7}  {r['a_detail']['errors']}/{r['b_detail']['errors']}  {r['note']}")
-print()
-print("commands:")
+    print(f"{r['comparison']:<66} {fmt(r['a_value'], r['metric']):>16} {fmt(r['b_value'], r['metric']):>16} "
+          f"{ratio:>7}  {r['a_errors']}/{r['b_errors']}  {r['note']}")
+errs = {}
+for r in rows:
+    for k in ("a", "b"):
+        if r.get(k + "_first_error"):
+            errs.setdefault(r[k + "_first_error"], r[k])
+if errs:
+    print("\nfirst errors:")
+    for e, who in errs.items():
+        print(f"  {who}: {e}")
+print("\ncommands:")
 seen = set()
 for r in rows:
-    for k in ("a_detail", "b_detail"):
-        if k in r and r[k]["cmd"] not in seen:
-            seen.add(r[k]["cmd"])
-            print("  " + r[k]["cmd"])
+    for k in ("a_cmd", "b_cmd"):
+        if k in r and r[k] not in seen:
+            seen.add(r[k])
+            print("  " + r[k])
 PYEOF
