@@ -71,24 +71,37 @@ retry:
 _admin = {}
 
 
-def workers_by_id(http_port):
-    """GET /v2/workers on one keep-alive connection (polling must not open
-    a connection per call)."""
+def admin_get(http_port, path):
+    """GET on one keep-alive connection (polling must not open a connection
+    per call)."""
     conn = _admin.get(http_port)
     try:
         if conn is None:
             conn = _admin[http_port] = http.client.HTTPConnection("127.0.0.1", http_port,
                                                                   timeout=5)
-        conn.request("GET", "/v2/workers")
+        conn.request("GET", path)
         r = conn.getresponse()
         body = r.read()
     except Exception:
-        conn.close()
+        if conn is not None:
+            conn.close()
         _admin.pop(http_port, None)
         raise
     if r.status != 200:
-        raise AssertionError(f"/v2/workers: {r.status} {body[:200]!r}")
-    return {w["id"]: w for w in json.loads(body)["workers"]}
+        raise AssertionError(f"{path}: {r.status} {body[:200]!r}")
+    return body
+
+
+def workers_by_id(http_port):
+    return {w["id"]: w for w in json.loads(admin_get(http_port, "/v2/workers"))["workers"]}
+
+
+def worker_metric(http_port, name, worker):
+    """The value of `name{worker="<worker>",...}` in /metrics, or None."""
+    for line in admin_get(http_port, "/metrics").decode().splitlines():
+        if line.startswith(name + "{") and f'worker="{worker}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 def sent(w):
@@ -210,6 +223,14 @@ class FailoverTest(unittest.TestCase):
             final = workers_by_id(http_port)
             self.assertNotEqual(final["fw2"]["state"], "up")
             self.assertEqual(final["fw0"]["state"], "up")
+            # /metrics carries the same figures as /v2/workers.
+            self.assertEqual(worker_metric(http_port, "ringserve_worker_up", "fw0"), 1)
+            self.assertEqual(worker_metric(http_port, "ringserve_worker_up", "fw2"), 0)
+            self.assertIsNotNone(
+                worker_metric(http_port, "ringserve_worker_failures_total", "fw2"))
+            self.assertGreaterEqual(
+                worker_metric(http_port, "ringserve_worker_requests_total", "fw0"),
+                final["fw0"]["requests"])
 
 
 if __name__ == "__main__":
