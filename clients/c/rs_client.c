@@ -247,6 +247,35 @@ static int read_some(rs_client *c, rs_err *err) {
     }
 }
 
+/* After a failed send: the server may have explained itself (an ERROR frame
+ * such as TOO_LARGE, then a close). Reads what is left and appends the
+ * first ERROR found to err. */
+static void add_server_reason(rs_client *c, rs_err *err) {
+    for (;;) {
+        if (c->rend == c->rcap) break;
+        ssize_t n = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, MSG_DONTWAIT);
+        if (n <= 0) break;
+        c->rend += (size_t)n;
+    }
+    size_t off = c->rstart;
+    while (off < c->rend) {
+        rs_frame_msg m;
+        char why[64];
+        int64_t n = rs_frame_decode(c->rbuf + off, c->rend - off, c->cfg.max_payload_bytes, &m, why,
+                                    sizeof(why));
+        if (n <= 0) return;
+        if (m.hdr.type == RS_MSG_ERROR) {
+            char msg[RS_ERR_MSG_BYTES];
+            snprintf(msg, sizeof(msg), "%s; the server had answered %s: %.*s", err->msg,
+                     rs_status_name((rs_status)m.u.error.code), (int)m.u.error.message.len,
+                     m.u.error.message.ptr);
+            snprintf(err->msg, sizeof(err->msg), "%s", msg);
+            return;
+        }
+        off += (size_t)n;
+    }
+}
+
 int rs_client_flush(rs_client *c, rs_err *err) {
     if (c->broken) {
         rs_err_set(err, "connection is broken by an earlier error: reconnect");
@@ -261,6 +290,7 @@ int rs_client_flush(rs_client *c, rs_err *err) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             rs_err_set(err, "send failed: %s", strerror(errno));
+            add_server_reason(c, err);
             return fail(c);
         }
         /* The server may be waiting for us to read its replies before it
@@ -277,8 +307,9 @@ int rs_client_flush(rs_client *c, rs_err *err) {
                        c->cfg.io_timeout_ms, c->slen - c->sent);
             return fail(c);
         }
-        if (ev & (POLLIN | POLLHUP | POLLERR)) {
-            if (read_some(c, err) < 0) return -1;
+        if ((ev & (POLLIN | POLLHUP | POLLERR)) && read_some(c, err) < 0) {
+            add_server_reason(c, err);
+            return -1;
         }
     }
     c->slen = c->sent = 0;

@@ -63,7 +63,7 @@ static int srv_frame(rs_conn *c, const rs_frame_msg *m, void *arg) {
     return RS_FRAMED_CONTINUE;
 }
 
-static const rs_framed_cfg srv_cfg = {.on_frame = srv_frame};
+static const rs_framed_cfg srv_cfg = {.on_frame = srv_frame, .max_payload_bytes = 1u << 20};
 static ssize_t srv_on_data(rs_conn *c, const uint8_t *d, size_t n) {
     return rs_framed_on_data(c, d, n, &srv_cfg);
 }
@@ -425,6 +425,24 @@ static void test_framed_limits_and_failures(void **state) {
     assert_true(rs_client_broken(c));
     assert_int_equal(rs_client_ping(c, 1, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "broken"));
+    rs_client_close(c);
+    /* a request over the server's limit: its ERROR TOO_LARGE reaches the
+     * caller, as a reply or (when the send broke first) in the error */
+    rs_client_config big_cfg;
+    rs_client_config_default(&big_cfg);
+    big_cfg.send_buf_bytes = 24u << 20;
+    c = connect_framed(&big_cfg);
+    static float huge[(20u << 20) / sizeof(float)];
+    rs_infer_request over = request("identity", huge, sizeof(huge) / sizeof(float));
+    int rc = rs_client_infer(c, &over, 0, &r, &err);
+    print_message("TOO_LARGE came back as %s\n", rc == 0 ? "a reply" : err.msg);
+    if (rc == 0) {
+        assert_int_equal(r.type, RS_MSG_ERROR);
+        assert_int_equal(r.status, RS_E_TOO_LARGE);
+    } else {
+        if (!strstr(err.msg, "the server had answered TOO_LARGE")) fail_msg("got '%s'", err.msg);
+    }
+    assert_true(rs_client_broken(c));
     rs_client_close(c);
     /* the server closes without answering */
     c = connect_framed(&cfg);
