@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/signalfd.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "engine/common/clock.h"
@@ -382,7 +383,45 @@ out:
     return rc;
 }
 
-static rs_coord *rs_coord_live; /* for the signal thread */
+/* SIGTERM/SIGINT land in whichever thread the kernel picks (OpenBLAS starts
+ * threads before main), so the handler only writes the signal number into a
+ * pipe that the main thread reads: a self-pipe, safe in any thread. */
+static int rs_sig_pipe[2] = {-1, -1};
+
+static void rs_on_signal(int signo) {
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t w = write(rs_sig_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
+static int rs_signals_install(rs_err *err) {
+    if (rs_sig_pipe[0] < 0 && pipe2(rs_sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        rs_err_set(err, "cannot create the signal pipe: %s", strerror(errno));
+        return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = rs_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* Blocks until SIGTERM or SIGINT. */
+static void rs_signals_wait(void) {
+    for (;;) {
+        struct pollfd pfd = {.fd = rs_sig_pipe[0], .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return;
+        unsigned char b;
+        while (read(rs_sig_pipe[0], &b, 1) == 1)
+            if (b == SIGTERM || b == SIGINT) return;
+    }
+}
 
 int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coord_ready_fn on_ready,
                   void *arg) {
@@ -396,14 +435,7 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
     int exit_code = 1;
     rs_log_set_tag("coordinator");
     rs_kserve_global_init();
-    /* Signals go to a signalfd read by this (main) thread; block them first so
-     * every io thread inherits the mask. */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    if (rs_signals_install(&err) != 0) goto fail;
     if (rs_coord_load(co, config_file, ov, plan, &err) != 0) goto fail;
     co->http_port = co->cfg.http_port;
     co->framed_port = co->cfg.framed_port;
@@ -461,18 +493,8 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
     RS_INFO("serving %u model(s) on %s: http %u, framed %u, %u io thread(s) (%d pinned by the plan), backend %s",
             co->n_models, co->cfg.host, co->http_port, co->framed_port, co->n_cores, io_seen,
             rs_io_backend_name(rs_loop_backend(co->cores[0].loop)));
-    rs_coord_live = co;
     if (on_ready) on_ready(arg, co->http_port, co->framed_port);
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    for (;;) {
-        struct signalfd_siginfo si;
-        ssize_t r = read(sfd, &si, sizeof(si));
-        if (r != sizeof(si)) {
-            if (r < 0 && errno == EINTR) continue;
-            break;
-        }
-        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) break;
-    }
+    rs_signals_wait();
     RS_INFO("shutting down: readiness off, draining for up to %" PRIu64 " ms", co->cfg.drain_timeout_ms);
     atomic_store(&co->draining, true);
     uint64_t deadline = rs_now_ms() + co->cfg.drain_timeout_ms;
@@ -485,7 +507,6 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
     atomic_store(&co->stop, true);
     for (uint32_t i = 0; i < co->n_cores; i++) pthread_join(co->cores[i].thread, NULL);
     free(starts);
-    close(sfd);
     exit_code = 0;
     RS_INFO("drained; bye");
     goto out;
