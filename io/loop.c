@@ -277,6 +277,14 @@ static void rs__pending_add(rs_conn *c) {
     c->loop->pending_head = c->slot;
 }
 
+/* Returns a closed connection's slot to the free list once no list links it. */
+static void rs__conn_release_slot(rs_conn *c) {
+    if (c->state != RS_CONN_FREE || !c->free_deferred) return;
+    if (c->in_pending || c->in_flush || c->in_pool_wait) return;
+    c->free_deferred = false;
+    c->loop->conn_free[c->loop->conn_free_n++] = c->slot;
+}
+
 static void rs__flush_add(rs_conn *c) {
     if (c->in_flush) return;
     c->in_flush = true;
@@ -671,7 +679,8 @@ void rs__conn_check_finish(rs_conn *c) {
     if (c->ops && c->ops->on_close) c->ops->on_close(c, c->close_err);
     c->state = RS_CONN_FREE;
     c->gen = c->gen + 1 ? c->gen + 1 : 1;
-    loop->conn_free[loop->conn_free_n++] = c->slot;
+    c->free_deferred = true;
+    rs__conn_release_slot(c);
 }
 
 /* ---- pending / flush processing ----------------------------------------- */
@@ -686,6 +695,7 @@ static void rs__wake_pool_waiters(rs_loop *loop) {
         rs_conn *c = &loop->conns[i];
         i = c->pool_wait_next;
         c->in_pool_wait = false;
+        rs__conn_release_slot(c);
         bool was = rs__conn_want_read(c);
         c->paused_pool = false;
         if (c->state == RS_CONN_OPEN) rs__read_changed(c, was);
@@ -700,6 +710,7 @@ static void rs__process_pending(rs_loop *loop) {
         rs_conn *c = &loop->conns[i];
         i = c->pending_next;
         c->in_pending = false;
+        rs__conn_release_slot(c);
         if (c->state == RS_CONN_CLOSING)
             rs__conn_check_finish(c);
         else if (c->state == RS_CONN_OPEN && rs__conn_want_read(c))
@@ -714,6 +725,7 @@ static void rs__process_flush(rs_loop *loop) {
         rs_conn *c = &loop->conns[i];
         i = c->flush_next;
         c->in_flush = false;
+        rs__conn_release_slot(c);
         if (c->state != RS_CONN_OPEN && c->state != RS_CONN_DRAINING) continue;
         if (c->wq_head != RS_NONE) {
             if (!c->send_inflight && !c->want_out) loop->ops->conn_flush(loop, c);

@@ -79,6 +79,10 @@ struct rs_conn {
     uint32_t flush_next, pending_next;
     uint32_t pool_wait_next;
     bool in_pool_wait;
+    /* Closed while still linked in the pending/flush/pool-wait lists: the slot
+     * goes back to the free list only once every list has let go of it
+     * (reusing a linked slot would corrupt the list: a self-cycle). */
+    bool free_deferred;
 
     uint64_t last_active_ns;
     rs_timer idle_timer;

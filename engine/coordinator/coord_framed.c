@@ -183,7 +183,11 @@ static void rs_framed_infer(rs_core *core, rs_conn *c, const rs_frame_msg *m, bo
     uint64_t wire_id = m->hdr.request_id;
     rs_req *r = rs_req_alloc(core);
     if (!r) {
-        rs_framed_send_error(c, wire_id, RS_E_OVERLOADED, "too many requests in flight (server.max_pending %u)",
+        uint32_t mi = core->co->n_models;
+        char why[256];
+        rs_lookup_model(core->co, q->model, q->version, &mi, why, sizeof(why));
+        rs_metrics_counter_add(core->ms, core->co->m_requests[mi * RS_RO_COUNT_ + RS_RO_OVERLOADED], 1);
+        rs_framed_send_error(c, wire_id, RS_E_OVERLOADED, "overloaded: too many requests in flight (server.max_pending %u)",
                              core->co->cfg.max_pending);
         return;
     }

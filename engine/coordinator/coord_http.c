@@ -130,8 +130,11 @@ static void h_infer(rs_http_server *s, const rs_http_request *req, void *arg) {
     rs_core *core = rs_core_of(s);
     rs_req *r = rs_req_alloc(core);
     if (!r) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "too many requests in flight (server.max_pending %u)", core->co->cfg.max_pending);
+        char msg[128], why[256];
+        uint32_t mi = core->co->n_models;
+        rs_http_model(core, req, &mi, why, sizeof(why));
+        rs_metrics_counter_add(core->ms, core->co->m_requests[mi * RS_RO_COUNT_ + RS_RO_OVERLOADED], 1);
+        snprintf(msg, sizeof(msg), "overloaded: too many requests in flight (server.max_pending %u)", core->co->cfg.max_pending);
         rs_http_respond_error(s, req->handle, 429, core->co->cfg.retry_after_s, msg);
         return;
     }

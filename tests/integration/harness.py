@@ -9,6 +9,7 @@ RINGSERVE_BUILD.
 """
 import http.client
 import json
+import shutil
 import os
 import signal
 import socket
@@ -112,7 +113,8 @@ class Proc:
         self.log.close()
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -134,6 +136,8 @@ class Harness:
         if exc_type is not None:
             for p in self.procs:
                 sys.stderr.write(f"---- log of {' '.join(p.args)}\n{p.output()[-6000:]}\n")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
     def path(self, name):
