@@ -41,6 +41,7 @@ struct rs_client_http {
     size_t body_len;
     bool body_too_large;
     bool complete;
+    bool head_request; /* the response has no body whatever its headers say */
     bool last_was_value;
     char field[RS_CLIENT_HTTP_FIELD_BYTES + 1];
     size_t field_len;
@@ -102,7 +103,7 @@ static int on_headers_complete(http_parser *p) {
     if (h->last_was_value) header_done(h);
     h->last_was_value = false;
     h->resp->status = (int)p->status_code;
-    return 0;
+    return h->head_request ? 1 : 0; /* 1: http_parser skips the body */
 }
 
 static int on_body(http_parser *p, const char *at, size_t len) {
@@ -276,11 +277,13 @@ static int read_response(rs_client_http *h, rs_client_http_response *out, bool *
 int rs_client_http_request(rs_client_http *h, const char *method, const char *path,
                            const char *content_type, const char *extra_headers, const void *body,
                            size_t body_len, rs_client_http_response *out, rs_err *err) {
+    bool v6 = strchr(h->host, ':') != NULL; /* an IPv6 literal goes in brackets */
+    h->head_request = strcmp(method, "HEAD") == 0;
     int hn = snprintf(h->head, sizeof(h->head),
-                      "%s %s HTTP/1.1\r\nHost: %s:%u\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
-                      method, path, h->host, h->port, content_type ? "Content-Type: " : "",
-                      content_type ? content_type : "", content_type ? "\r\n" : "", body_len,
-                      extra_headers ? extra_headers : "");
+                      "%s %s HTTP/1.1\r\nHost: %s%s%s:%u\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
+                      method, path, v6 ? "[" : "", h->host, v6 ? "]" : "", h->port,
+                      content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                      content_type ? "\r\n" : "", body_len, extra_headers ? extra_headers : "");
     if (hn < 0 || (size_t)hn >= sizeof(h->head)) {
         rs_err_set(err, "request line and headers are over %d bytes", RS_CLIENT_HTTP_HEAD_BYTES);
         return -1;

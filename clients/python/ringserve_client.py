@@ -711,7 +711,16 @@ class FramedClient:
 
     # -- plumbing
     def _call(self, msg_type: str, payload: bytes, flags: int = 0) -> Frame:
-        return self._send(msg_type, payload, flags).result(self.timeout_s)
+        return self._wait(self._send(msg_type, payload, flags))
+
+    def _wait(self, fut: Future) -> Frame:
+        """The reply; on timeout the request is forgotten (a late reply is dropped)."""
+        try:
+            return fut.result(self.timeout_s)
+        except TimeoutError:
+            with self._lock:
+                self._pending.pop(getattr(fut, "rs_request_id", None), None)
+            raise
 
     def _send(self, msg_type: str, payload: bytes, flags: int = 0) -> Future:
         fut: Future = Future()
@@ -721,6 +730,7 @@ class FramedClient:
             rid = self._next_id
             self._next_id += 1
             self._pending[rid] = fut
+        fut.rs_request_id = rid  # type: ignore[attr-defined]  (to forget it on timeout)
         frame = encode_frame(msg_type, rid, payload, flags)
         try:
             with self._send_lock:
@@ -800,7 +810,7 @@ class FramedClient:
                           FLAG_NO_CACHE if no_cache else 0)
 
     def result(self, fut: Future) -> InferResult:
-        return self._result(fut.result(self.timeout_s))
+        return self._result(self._wait(fut))
 
     def infer(self, model: str, inputs: Sequence[Tensor], no_cache: bool = False, **kw: Any) -> InferResult:
         """kw: version, id, routing_key, traceparent, timeout_us, priority, outputs."""

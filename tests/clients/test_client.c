@@ -173,7 +173,8 @@ static bool respond(hconn *h) {
     if (strcmp(u, "/ok") == 0) {
         send_str(h->c,
                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Ringserve-Cache: hit\r\n"
-                 "Retry-After: 3\r\nContent-Length: 11\r\n\r\n{\"ok\":true}");
+                 "Retry-After: 3\r\nContent-Length: 11\r\n\r\n");
+        if (h->p.method != HTTP_HEAD) send_str(h->c, "{\"ok\":true}");
     } else if (strcmp(u, "/chunked") == 0) {
         send_str(h->c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "5\r\nhello\r\n1\r\n,\r\n6\r\n world\r\n0\r\n\r\n");
@@ -527,6 +528,14 @@ static void test_http_requests(void **state) {
     assert_int_equal(r.status, 503);
     rs_client_http_error_message(&r, msg, sizeof(msg));
     assert_string_equal(msg, "draining");
+    assert_int_equal(atomic_load(&g_http_accepts), before + 1);
+    /* HEAD: headers only, although they announce a body */
+    assert_int_equal(rs_client_http_request(h, "HEAD", "/ok", NULL, NULL, NULL, 0, &r, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    assert_string_equal(r.cache, "hit");
+    assert_int_equal(rs_client_http_request(h, "GET", "/ok", NULL, NULL, NULL, 0, &r, &err), 0);
+    assert_int_equal(r.body_len, 11);
     assert_int_equal(atomic_load(&g_http_accepts), before + 1);
     /* Connection: close, then a fresh connection */
     assert_int_equal(rs_client_http_request(h, "GET", "/close", NULL, NULL, NULL, 0, &r, &err), 0);

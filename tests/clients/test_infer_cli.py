@@ -341,6 +341,50 @@ def test_http_against_kserve_server():
         srv.server_close()
 
 
+def recv_frame(conn):
+    buf = b""
+    while True:
+        h = rc.check_header(buf)
+        if h is not None and len(buf) >= h[4]:
+            assert len(buf) == h[4], "one frame expected"
+            return buf
+        chunk = conn.recv(1 << 16)
+        assert chunk, "peer closed"
+        buf += chunk
+
+
+def test_python_client_timeout_forgets_request():
+    """A request that times out is dropped from the pending table (no leak
+    on a long-lived connection); a late reply is ignored."""
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = rc.FramedClient("127.0.0.1", srv.getsockname()[1], timeout_s=0.2)
+    conn, _ = srv.accept()
+    try:
+        x = rc.Tensor.from_list("x", "FP32", [1, 1], [1.0])
+        try:
+            c.infer("identity", [x])
+            raise AssertionError("a silent server must time out")
+        except TimeoutError:
+            pass
+        assert c._pending == {}, c._pending
+        first = rc.decode_frame(recv_frame(conn))
+        assert first.type == "INFER_REQUEST" and first.request_id == 1, first
+        # the late reply arrives: ignored; the connection goes on
+        conn.sendall(rc.encode_frame("INFER_RESPONSE", 1, rc.infer_response_payload("identity", [x])))
+        fut = c.infer_async("identity", [x])
+        frame = rc.decode_frame(recv_frame(conn))
+        conn.sendall(rc.encode_frame("INFER_RESPONSE", frame.request_id,
+                                     rc.infer_response_payload("identity", [x], id="late-ok")))
+        assert c.result(fut).id == "late-ok"
+    finally:
+        c.close()
+        conn.close()
+        srv.close()
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     for t in tests:
