@@ -166,7 +166,6 @@ static void print_table(const rs_bench_cfg *cfg, const char *target, const char 
     printf(", %u connections, %u thread%s, %.1f s (+%.1f s warm-up), %s, %zu-byte request\n",
            cfg->connections, cfg->threads, cfg->threads == 1 ? "" : "s", secs, cfg->warmup_s,
            backend, cfg->request_len);
-    printf("  %-14s %14s\n", "requests", "");
     printf("  %-14s %14llu\n", "ok", (unsigned long long)r->ok);
     printf("  %-14s %14.1f\n", "req/s", secs > 0 ? (double)r->ok / secs : 0.0);
     printf("  %-14s %14s\n", "latency (us)", "");

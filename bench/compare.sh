@@ -400,7 +400,7 @@ for name, label in (("3-coordinator", f"batch delay {id_delay_us} us"), ("3-coor
              q + "_us", False, lambda a, b: f"overhead {a - b:.1f} us")
 pair("4 mlp-bench saturation (closed loop, 64 conns): batching on vs off", "batching", runs("4-probe"),
      "no batching", runs("4-probe-nobatch"), "rps", True)
-rate = text(dirs[0], "4-rate")
+rate = "/".join(text(d, "4-rate") for d in dirs)  # 0.8 x each repetition's saturation
 b, nb = runs("4-batching"), runs("4-nobatching")
 pair(f"4 mlp-bench throughput at {rate} req/s offered: batching on vs off", "batching", b, "no batching", nb, "rps", True)
 pair(f"4 mlp-bench p99 at {rate} req/s: batching on vs off", "batching", b, "no batching", nb, "p99_us", False,
