@@ -27,6 +27,7 @@
 #define RS_CLIENT_IO_TIMEOUT_MS_DEFAULT 30000u
 #define RS_CLIENT_SEND_BUF_BYTES_DEFAULT (1u << 20)
 #define RS_CLIENT_MAX_PAYLOAD_BYTES_DEFAULT (4u << 20)
+#define RS_CLIENT_MIN_BUF_BYTES 256u /* a PING, a PONG, an ERROR's start */
 
 struct rs_client {
     int fd;
@@ -164,6 +165,13 @@ rs_client *rs_client_connect(const char *host, uint16_t port, const rs_client_co
     }
     if (cfg) c->cfg = *cfg;
     rs_client_config_fill(&c->cfg);
+    if (c->cfg.send_buf_bytes < RS_CLIENT_MIN_BUF_BYTES ||
+        c->cfg.max_payload_bytes < RS_CLIENT_MIN_BUF_BYTES) {
+        rs_err_set(err, "send_buf_bytes %u and max_payload_bytes %u must be at least %u",
+                   c->cfg.send_buf_bytes, c->cfg.max_payload_bytes, RS_CLIENT_MIN_BUF_BYTES);
+        free(c);
+        return NULL;
+    }
     c->next_id = 1;
     c->scap = c->cfg.send_buf_bytes;
     /* one whole reply always fits, plus room to read the next one's start */

@@ -40,8 +40,9 @@
 typedef struct rs_client_config {
     uint32_t connect_timeout_ms; /* 0: 5000 */
     uint32_t io_timeout_ms;      /* each wait for the socket; 0: 30000 */
-    uint32_t send_buf_bytes;     /* largest request (or pipelined batch of them); 0: 1 MiB */
-    uint32_t max_payload_bytes;  /* largest reply payload (framed) or body (HTTP); 0: 4 MiB */
+    uint32_t send_buf_bytes; /* largest request (or pipelined batch of them); 0: 1 MiB; >= 256 */
+    uint32_t
+        max_payload_bytes; /* largest reply payload (framed) or body (HTTP); 0: 4 MiB; >= 256 */
 } rs_client_config;
 
 void rs_client_config_default(rs_client_config *cfg);

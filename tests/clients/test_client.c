@@ -458,6 +458,12 @@ static void test_framed_limits_and_failures(void **state) {
     assert_int_equal(rs_client_infer(c, &silent, 0, &r, &err), -1);
     assert_non_null(strstr(err.msg, "no reply from the server within 200 ms"));
     rs_client_close(c);
+    /* buffers too small to be useful are refused up front */
+    rs_client_config tiny = cfg;
+    tiny.send_buf_bytes = 16;
+    assert_null(rs_client_connect("127.0.0.1", g_framed_port, &tiny, &err));
+    assert_non_null(
+        strstr(err.msg, "send_buf_bytes 16 and max_payload_bytes 1024 must be at least 256"));
     /* nobody listens */
     assert_null(rs_client_connect("127.0.0.1", 1, &cfg, &err));
     assert_non_null(strstr(err.msg, "cannot connect to 127.0.0.1:1: Connection refused"));
