@@ -197,6 +197,8 @@ typedef struct rs_loop_stats {
     uint64_t recv_enobufs;     /* provided buffer ring ran dry */
     uint64_t read_paused;      /* times backpressure paused a peer */
     uint64_t iterations;
+    uint64_t wake_msg_ring; /* cross-thread wake-ups that arrived by MSG_RING */
+    uint64_t wake_eventfd;  /* ... and by the eventfd */
 } rs_loop_stats;
 void rs_loop_get_stats(const rs_loop *loop, rs_loop_stats *out);
 

@@ -250,8 +250,7 @@ static int rs_ep_wait(rs_loop *loop, uint64_t timeout_ns) {
         switch (ud >> 56) {
         case RS_EP_WAKE: {
             uint64_t v;
-            while (read(ep->evfd, &v, sizeof(v)) > 0) {
-            }
+            if (read(ep->evfd, &v, sizeof(v)) > 0) loop->stats.wake_eventfd++;
             break;
         }
         case RS_EP_LISTENER: rs_ep_accept(loop, idx); break;

@@ -549,7 +549,7 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
     }
     case RS_UD_WAKE: {
         ssize_t rc = read(ur->evfd, &ur->evbuf, sizeof(ur->evbuf));
-        (void)rc;
+        if (rc > 0) loop->stats.wake_eventfd++;
         if (!more) {
             ur->misc_inflight--;
             ur->wake_armed = false;
@@ -557,7 +557,9 @@ static bool rs_ur_handle(rs_loop *loop, uint64_t ud, int32_t res, uint32_t flags
         }
         break;
     }
-    case RS_UD_MSG: break; /* wake_pending is set; the core drains the post queue */
+    case RS_UD_MSG:
+        loop->stats.wake_msg_ring++; /* wake_pending is set; the core drains the posts */
+        break;
     case RS_UD_MSGSRC:
         ur->misc_inflight--;
         if (res < 0) RS_LOG_ONCE(RS_LOG_WARN, "io: MSG_RING: %s", strerror(-res));

@@ -664,18 +664,36 @@ static void test_post_threads(void **state) {
     rs_loop_config_default(&cfg);
     cfg.post_queue_capacity = 64; /* small: posters meet -EAGAIN and retry */
     rs_loop *loop = new_loop(state, &cfg);
+    rs_io_backend be = *(rs_io_backend *)*state;
     atomic_store(&g_posted, 0);
-    /* two plain threads (eventfd) and two loop threads (MSG_RING on uring) */
-    poster ps[4] = {{loop, RS_IO_AUTO, 2000},
-                    {loop, RS_IO_AUTO, 2000},
-                    {loop, *(rs_io_backend *)*state, 2000},
-                    {loop, *(rs_io_backend *)*state, 2000}};
+    rs_loop_stats st;
+    /* phase 1: two threads that run their own loop (MSG_RING when uring) */
+    poster ps[4] = {
+        {loop, be, 2000}, {loop, be, 2000}, {loop, RS_IO_AUTO, 2000}, {loop, RS_IO_AUTO, 2000}};
     pthread_t th[4];
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, poster_main, &ps[i]);
+    RUN_UNTIL(loop, atomic_load(&g_posted) == 4000);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    rs_loop_get_stats(loop, &st);
+    if (be == RS_IO_URING) {
+        assert_true(st.wake_msg_ring > 0);
+        assert_int_equal(st.wake_eventfd, 0);
+    } else {
+        assert_int_equal(st.wake_msg_ring, 0);
+        assert_true(st.wake_eventfd > 0);
+    }
+    /* phase 2: two plain threads (eventfd) */
+    uint64_t msg_ring = st.wake_msg_ring, evfd = st.wake_eventfd;
+    for (int i = 2; i < 4; i++)
         pthread_create(&th[i], NULL, poster_main, &ps[i]);
     RUN_UNTIL(loop, atomic_load(&g_posted) == 8000);
-    for (int i = 0; i < 4; i++)
+    for (int i = 2; i < 4; i++)
         pthread_join(th[i], NULL);
+    rs_loop_get_stats(loop, &st);
+    assert_true(st.wake_eventfd > evfd);
+    assert_true(st.wake_msg_ring >= msg_ring); /* late phase-1 rings may still land */
     rs_loop_destroy(loop);
 }
 
