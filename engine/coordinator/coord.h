@@ -115,6 +115,8 @@ typedef struct rs_flight {
     rs_ticket ticket;
     rs_worker_ref tried[8];
     uint32_t n_tried;
+    rs_status last_status; /* why the last attempt failed (retries) */
+    char last_why[160];
     rs_timer timeout;
     rs_core *core;
     rs_batcher_item *items; /* capacity: the largest max_batch_size */
@@ -187,6 +189,7 @@ struct rs_coord {
     rs_core *cores;
     atomic_bool draining;
     atomic_bool stop;
+    atomic_uint loops_stopped; /* cores whose loop has returned */
     uint16_t http_port;   /* effective */
     uint16_t framed_port; /* effective */
     /* metrics */

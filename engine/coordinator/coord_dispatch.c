@@ -71,7 +71,13 @@ static void rs_flight_fail_items(rs_core *core, rs_flight *f, rs_status st, cons
 /* Ends a flight that failed as a whole: retry elsewhere, or fail every item. */
 static void rs_flight_failed(rs_core *core, rs_flight *f, rs_outcome outcome, rs_status st,
                              const char *why) {
-    rs_router_release(core->router, &f->ticket, outcome);
+    /* A worker that answers "at capacity" is alive: retry elsewhere, but do
+     * not count it against its health (the breaker would shut out a busy
+     * but healthy worker). */
+    bool busy = outcome == RS_OUTCOME_TRANSIENT && st == RS_E_OVERLOADED;
+    rs_router_release(core->router, &f->ticket, busy ? RS_OUTCOME_OK : outcome);
+    f->last_status = st;
+    snprintf(f->last_why, sizeof(f->last_why), "%s", why);
     if (f->n_tried < sizeof(f->tried) / sizeof(f->tried[0])) f->tried[f->n_tried++] = f->ticket.worker;
     if (!atomic_load(&core->co->draining) &&
         rs_router_retry_allowed(core->router, outcome, f->attempt)) {
@@ -127,8 +133,15 @@ static void rs_flight_send(rs_core *core, rs_flight *f) {
     int rc = rs_router_pick(core->router, &q, &f->ticket, &err);
     if (rc != 0) {
         rs_status st = rc == -RS_E_OVERLOADED ? RS_E_OVERLOADED : RS_E_UNAVAILABLE;
-        char msg[RS_ERR_MSG_BYTES + 64];
-        snprintf(msg, sizeof(msg), "no worker can serve model '%s': %s", m->name, err.msg);
+        char msg[RS_ERR_MSG_BYTES + 256];
+        if (f->n_tried > 0) {
+            /* A retry found no other worker: answer with the first failure. */
+            st = f->last_status;
+            snprintf(msg, sizeof(msg), "%s (no other worker to retry on, after %u attempt%s)", f->last_why,
+                     f->attempt - 1, f->attempt == 2 ? "" : "s");
+        } else {
+            snprintf(msg, sizeof(msg), "no worker can serve model '%s': %s", m->name, err.msg);
+        }
         rs_flight_fail_items(core, f, st, msg);
         rs_flight_free(core, f);
         return;
@@ -196,6 +209,8 @@ void rs_dispatch_batch(rs_core *core, uint32_t mi, const rs_batcher_item *items,
     f->n_items = n;
     f->attempt = 1;
     f->n_tried = 0;
+    f->last_status = RS_OK;
+    f->last_why[0] = '\0';
     f->core = core;
     memcpy(f->items, items, n * sizeof(*items));
     rs_flight_send(core, f);
@@ -212,6 +227,29 @@ static void rs_on_batch_response(rs_core *core, rs_wconn *w, uint64_t wire_id,
     }
     rs_loop_timer_cancel(core->loop, &f->timeout);
     rs_core_model *cm = &core->models[f->model_index];
+    /* A batch the worker refused as a whole (no job slot: every item
+     * OVERLOADED or TRANSIENT) is retried on another worker, like a lost
+     * connection, before any request is answered. */
+    {
+        rs_batch_iter pre;
+        rs_batch_item_result it0;
+        uint32_t n = 0, busy = 0;
+        char why[RS_MAX_ERROR_MSG_BYTES + 1] = "worker is at capacity";
+        rs_batch_response_iter(br, &pre);
+        while (rs_batch_response_next(&pre, &it0) == 1) {
+            n++;
+            if (it0.status == RS_E_OVERLOADED || it0.status == RS_E_TRANSIENT) {
+                busy++;
+                uint32_t len = it0.message.len < RS_MAX_ERROR_MSG_BYTES ? it0.message.len : RS_MAX_ERROR_MSG_BYTES;
+                memcpy(why, it0.message.ptr, len);
+                why[len] = '\0';
+            }
+        }
+        if (n > 0 && busy == n) {
+            rs_flight_failed(core, f, RS_OUTCOME_TRANSIENT, RS_E_OVERLOADED, why);
+            return;
+        }
+    }
     uint8_t answered[RS_MODEL_MAX_BATCH / 8 + 1]; /* bitmap by item id */
     memset(answered, 0, (f->n_items + 7) / 8);
     rs_batch_iter it;

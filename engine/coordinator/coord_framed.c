@@ -51,6 +51,10 @@ static void rs_member_apply(rs_loop *loop, void *arg) {
 }
 
 static void rs_member_post(rs_coord *co, rs_member_msg *mm, uint32_t skip_core) {
+    if (atomic_load(&co->stop)) { /* loops are stopping: membership no longer matters */
+        free(mm);
+        return;
+    }
     atomic_store(&mm->refs, 1);
     for (uint32_t i = 0; i < co->n_cores; i++) {
         if (i == skip_core) continue;

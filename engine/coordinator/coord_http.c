@@ -279,6 +279,10 @@ static void h_metrics(rs_http_server *s, const rs_http_request *req, void *arg) 
     (void)arg;
     rs_core *core = rs_core_of(s);
     rs_coord *co = core->co;
+    if (!co->cfg.metrics) {
+        rs_http_respond_error(s, req->handle, 404, 0, "metrics are off (telemetry.metrics)");
+        return;
+    }
     char *out = (char *)core->scratch;
     size_t cap = core->scratch_bytes;
     size_t len = rs_metrics_render(co->metrics, out, cap);

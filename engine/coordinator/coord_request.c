@@ -99,7 +99,7 @@ void rs_core_record(rs_core *core, rs_req *r, rs_req_outcome oc) {
     uint64_t now = rs_now_ns();
     uint32_t mi = r->model ? r->model_index : co->n_models; /* last row: unknown model */
     rs_metrics_counter_add(core->ms, co->m_requests[mi * RS_RO_COUNT_ + oc], 1);
-    if (r->model) {
+    if (r->model && co->cfg.metrics) { /* telemetry.metrics: off skips the histograms */
         rs_stage_observe(core, mi, RS_ST_PARSE, r->t_recv_ns, r->t_parsed_ns);
         rs_stage_observe(core, mi, RS_ST_CACHE, r->t_parsed_ns, r->t_cached_ns);
         rs_stage_observe(core, mi, RS_ST_QUEUE, r->t_queued_ns, r->t_dispatch_ns);
@@ -132,9 +132,12 @@ static int rs_http_status_for(rs_status st) {
 
 void rs_req_fail(rs_core *core, rs_req *r, rs_status st, const char *fmt, ...) {
     char msg[512];
+    size_t off = 0;
+    if (st == RS_E_OVERLOADED && strncmp(fmt, "overloaded", 10) != 0 && strstr(fmt, "overloaded") == NULL)
+        off = (size_t)snprintf(msg, sizeof(msg), "overloaded: "); /* clients grep for the word */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg + off, sizeof(msg) - off, fmt, ap);
     va_end(ap);
     uint32_t retry_after = (st == RS_E_OVERLOADED || st == RS_E_UNAVAILABLE) ? core->co->cfg.retry_after_s : 0;
     switch (r->origin) {

@@ -224,7 +224,10 @@ static void rs_core_tick_timer(rs_loop *loop, rs_timer *t, void *arg) {
             rs_loop_listen_close(loop, core->framed_listener);
             core->framed_listener = -1;
         }
-        if (core->pending == 0 || atomic_load(&co->stop)) {
+        /* The main thread decides when every core stops (all idle, or the
+         * drain timeout): a core that stopped alone would leave requests on
+         * its open connections unanswered. */
+        if (atomic_load(&co->stop)) {
             for (uint32_t i = 0; i < co->n_models; i++)
                 rs_batcher_drain(core->models[i].batcher, rs_answer_unavailable, core);
             rs_dispatch_fail_all(core);
@@ -253,6 +256,7 @@ static void *rs_core_thread(void *arg) {
         core->cpu = b.pinned ? rs_cpuset_next(&st->entry->cpus, 0) : -1;
     }
     if (rs_core_init(core, core->co, core->index, &core->err) != 0) {
+        atomic_fetch_add(&core->co->loops_stopped, 1);
         rs_core_fini(core);
         core->start_error = 1;
         atomic_store(&core->started, true);
@@ -260,7 +264,11 @@ static void *rs_core_thread(void *arg) {
     }
     atomic_store(&core->started, true);
     if (rs_loop_run(core->loop) != 0) RS_ERROR("core %u: event loop failed", core->index);
-    /* io_uring is SINGLE_ISSUER: the loop must be torn down by its own thread. */
+    /* Other cores may still post to this loop (membership) until they have
+     * stopped too: tear down only once every loop has stopped. io_uring is
+     * SINGLE_ISSUER, so each loop is torn down by its own thread. */
+    atomic_fetch_add(&core->co->loops_stopped, 1);
+    while (atomic_load(&core->co->loops_stopped) < core->co->n_cores) usleep(1000);
     rs_core_fini(core);
     return NULL;
 }
@@ -504,6 +512,8 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
         if (pending == 0 || rs_now_ms() >= deadline) break;
         usleep(10000);
     }
+    /* Each core's tick timer (every 20 ms while draining) sees co->stop,
+     * answers what is left with 503 and stops its loop. */
     atomic_store(&co->stop, true);
     for (uint32_t i = 0; i < co->n_cores; i++) pthread_join(co->cores[i].thread, NULL);
     free(starts);
