@@ -45,6 +45,7 @@ typedef struct bconn {
     bool connected;
     bool busy;            /* a request is in flight */
     bool cache_hit;       /* framed: the answer being completed was flagged CACHE_HIT */
+    bool close_planned;   /* HTTP: the last answer said "Connection: close" */
     uint64_t intended_ns; /* what latency counts from */
     uint64_t next_ns;     /* open loop: the next intended send */
     rs_timer timer;       /* open-loop schedule, or reconnect */
@@ -143,7 +144,7 @@ static void bc_complete(bconn *bc, int kind, uint32_t status) {
     } else {
         count_error(bc, (rs_bench_err)kind, status);
     }
-    if (t->stopping || !bc->c) return;
+    if (t->stopping || !bc->c || bc->close_planned) return;
     if (t->interval_ns == 0) {
         bc_send(bc, now);
     } else {
@@ -202,7 +203,11 @@ static int http_on_message_complete(http_parser *p) {
         return -1;
     }
     unsigned code = p->status_code;
+    /* "Connection: close" (nginx after keepalive_requests, say): not an
+     * error; the connection reconnects and goes on with its schedule. */
+    bc->close_planned = !http_should_keep_alive(p);
     bc_complete(bc, code >= 200 && code < 300 ? -1 : RS_BENCH_E_STATUS, code);
+    if (bc->close_planned && bc->c) rs_conn_close(bc->c);
     return 0;
 }
 
@@ -316,12 +321,19 @@ static void bc_on_connect(rs_conn *c, int err) {
     if (t->stopping) return;
     uint64_t now = rs_now_ns();
     if (t->interval_ns == 0) {
+        bc->close_planned = false;
         bc_send(bc, now);
         return;
     }
     /* Staggered start so that the connections' schedules interleave; after a
      * reconnect the schedule resumes now (the dead time is reported as
      * errors, not as latency). */
+    if (bc->close_planned) { /* the server closed after an answer: same schedule */
+        bc->close_planned = false;
+        bc->next_ns += t->interval_ns;
+        bc_schedule(bc, now);
+        return;
+    }
     uint64_t first = t->origin_ns + t->interval_ns * bc->global_idx / t->cfg->connections;
     bc->next_ns = first > now ? first : now;
     bc_schedule(bc, now);
@@ -336,6 +348,10 @@ static void bc_on_close(rs_conn *c, int err) {
     bc->connected = false;
     bc->busy = false;
     if (t->stopping) return;
+    if (was_connected && bc->close_planned) {
+        rs_loop_timer_arm(t->loop, &bc->timer, 0);
+        return;
+    }
     count_error(bc, was_connected ? RS_BENCH_E_CLOSED : RS_BENCH_E_CONNECT, 0);
     rs_loop_timer_arm(t->loop, &bc->timer,
                       was_connected ? RS_BENCH_RECONNECT_US : RS_BENCH_RETRY_CONNECT_US);

@@ -68,6 +68,9 @@ class KeepAliveHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         req = json.loads(body)
+        self.server.answers += 1
+        if self.path == "/v2/models/closing/infer" and self.server.answers % 5 == 0:
+            self.close_connection = True  # sends "Connection: close" below
         if self.path == "/v2/models/down/infer":
             out, code = b'{"error": "no healthy worker"}', 503
         else:
@@ -77,6 +80,8 @@ class KeepAliveHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(out)
 
@@ -97,7 +102,10 @@ class FramedStub(socketserver.ThreadingTCPServer):
         def handle(self):
             buf = b""
             while True:
-                data = self.request.recv(65536)
+                try:
+                    data = self.request.recv(65536)
+                except ConnectionResetError:  # the client exits with requests in flight
+                    return
                 if not data:
                     return
                 buf += data
@@ -187,6 +195,7 @@ class BenchHttp(unittest.TestCase):
     def setUp(self):
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
         self.srv.daemon_threads = True
+        self.srv.answers = 0
         self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.t.start()
         self.addr = f"127.0.0.1:{self.srv.server_address[1]}"
@@ -201,6 +210,15 @@ class BenchHttp(unittest.TestCase):
         self.assertEqual(code, 0, p.stderr)
         self.assertGreater(r["requests"], 0)
         self.assertEqual(r["errors"]["total"], 0, r["errors"])
+
+    def test_connection_close_is_not_an_error(self):
+        for extra in ((), ("--rate", "200")):
+            with self.subTest(extra=extra):
+                code, r, p = bench_json("--http", self.addr, "--model", "closing", "--duration", "0.5",
+                                        "--warmup", "0", "--concurrency", "2", *extra)
+                self.assertEqual(code, 0, p.stderr)
+                self.assertGreater(r["requests"], 10)
+                self.assertEqual(r["errors"]["total"], 0, r["errors"])
 
     def test_input_file_and_status_errors(self):
         path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"rs-bench-{os.getpid()}.json")
@@ -241,6 +259,31 @@ class BenchFramed(unittest.TestCase):
                                 "--concurrency", "2")
         self.assertEqual(code, 0, p.stderr)
         self.assertEqual(len(set(self.srv.seen)), 1)
+
+    def test_input_file(self):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"rs-bench-framed-{os.getpid()}.json")
+        with open(path, "w") as f:
+            json.dump({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
+                                   "data": [[1.5, 2.5, 3.5, 4.5]]}]}, f)
+        try:
+            code, r, p = bench_json("--framed", self.addr, "--input", path, "--duration", "0.3",
+                                    "--warmup", "0", "--concurrency", "1")
+        finally:
+            os.unlink(path)
+        self.assertEqual(code, 0, p.stderr)
+        self.assertEqual(set(self.srv.seen), {struct.pack("<2f", 1.5, 2.5)})
+
+    def test_bad_input_file(self):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"rs-bench-bad-{os.getpid()}.json")
+        with open(path, "w") as f:
+            json.dump({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2]}]}, f)
+        try:
+            p = bench("--framed", self.addr, "--input", path)
+        finally:
+            os.unlink(path)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--input " + path, p.stderr)
+        self.assertIn("needs 4 elements", p.stderr)
 
     def test_unique_inputs(self):
         code, r, p = bench_json("--framed", self.addr, "--unique", "--duration", "0.3", "--warmup", "0",
