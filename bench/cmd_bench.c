@@ -34,6 +34,8 @@ static void usage(FILE *out) {
             "  --threads T               client threads, each pinned, one event loop each (1)\n"
             "  --duration S              measured seconds (default 5)\n"
             "  --warmup S                seconds before the measured part (default 1)\n"
+            "  --timeout-ms MS           an answer later than this is a timeout error and\n"
+            "                            the connection is replaced (default 10000; 0: never)\n"
             "\n"
             "request:\n"
             "  --model M [--version V]   model (default identity)\n"
@@ -192,7 +194,8 @@ static void print_table(const rs_bench_cfg *cfg, const char *target, const char 
 }
 
 int rs_cmd_bench(int argc, char **argv) {
-    rs_bench_cfg cfg = {.threads = 1, .connections = 16, .duration_s = 5, .warmup_s = 1};
+    rs_bench_cfg cfg = {
+        .threads = 1, .connections = 16, .duration_s = 5, .warmup_s = 1, .timeout_ms = 10000};
     rs_bench_req_opts ro = {
         .model = "identity", .input_name = "x", .dtype = RS_DT_FP32, .rank = 2, .dims = {1, 16}};
     const char *addr = NULL, *target_opt = NULL;
@@ -263,6 +266,8 @@ int rs_cmd_bench(int argc, char **argv) {
             bad = parse_double(a, v, 0, 1e9, &cfg.rate);
         } else if (strcmp(a, "--duration") == 0) {
             bad = parse_double(a, v, 0.01, 86400, &cfg.duration_s);
+        } else if (strcmp(a, "--timeout-ms") == 0) {
+            bad = parse_u32(a, v, 0, 3600000, &cfg.timeout_ms);
         } else if (strcmp(a, "--warmup") == 0) {
             bad = parse_double(a, v, 0, 86400, &cfg.warmup_s);
         } else if (strcmp(a, "--model") == 0) {

@@ -31,8 +31,8 @@ const char *rs_bench_proto_name(rs_bench_proto p) {
 }
 
 const char *rs_bench_err_name(rs_bench_err e) {
-    static const char *const names[RS_BENCH_E_COUNT_] = {"connect", "closed", "protocol",    "send",
-                                                         "status",  "miss",   "server_error"};
+    static const char *const names[RS_BENCH_E_COUNT_] = {
+        "connect", "closed", "protocol", "send", "status", "miss", "server_error", "timeout"};
     return (unsigned)e < RS_BENCH_E_COUNT_ ? names[e] : "?";
 }
 
@@ -46,6 +46,7 @@ typedef struct bconn {
     bool busy;            /* a request is in flight */
     bool cache_hit;       /* framed: the answer being completed was flagged CACHE_HIT */
     bool close_planned;   /* HTTP: the last answer said "Connection: close" */
+    bool timed_out;       /* closed by us after timeout_ms without an answer */
     uint64_t intended_ns; /* what latency counts from */
     uint64_t next_ns;     /* open loop: the next intended send */
     rs_timer timer;       /* open-loop schedule, or reconnect */
@@ -112,6 +113,8 @@ static void bc_send(bconn *bc, uint64_t intended_ns) {
         return;
     }
     t->res->bytes_out += t->cfg->request_len;
+    if (t->cfg->timeout_ms)
+        rs_loop_timer_arm(t->loop, &bc->timer, (uint64_t)t->cfg->timeout_ms * 1000);
 }
 
 /* Open loop: send now if the schedule says so, else wait for it. */
@@ -133,6 +136,7 @@ static void bc_complete(bconn *bc, int kind, uint32_t status) {
     bthread *t = bc->t;
     uint64_t now = rs_now_ns();
     bc->busy = false;
+    if (t->cfg->timeout_ms) rs_loop_timer_cancel(t->loop, &bc->timer);
     if (kind < 0) {
         if (bc->intended_ns >= t->measure_start_ns && now <= t->end_ns) {
             rs_bhist_record(&t->res->hist, now - bc->intended_ns);
@@ -348,6 +352,11 @@ static void bc_on_close(rs_conn *c, int err) {
     bc->connected = false;
     bc->busy = false;
     if (t->stopping) return;
+    if (was_connected && bc->timed_out) { /* counted as a timeout already */
+        bc->timed_out = false;
+        rs_loop_timer_arm(t->loop, &bc->timer, 0);
+        return;
+    }
     if (was_connected && bc->close_planned) {
         rs_loop_timer_arm(t->loop, &bc->timer, 0);
         return;
@@ -382,7 +391,14 @@ static void bc_on_timer(rs_loop *loop, rs_timer *tm, void *arg) {
         bc_connect(bc);
         return;
     }
-    if (bc->connected && !bc->busy) bc_schedule(bc, rs_now_ns());
+    if (bc->connected && bc->busy) { /* the request's timeout_ms ran out */
+        count_error(bc, RS_BENCH_E_TIMEOUT, 0);
+        bc->busy = false;
+        bc->timed_out = true;
+        rs_conn_close(bc->c);
+        return;
+    }
+    if (bc->connected) bc_schedule(bc, rs_now_ns());
 }
 
 static void bt_on_end(rs_loop *loop, rs_timer *tm, void *arg) {

@@ -43,6 +43,7 @@ typedef enum rs_bench_err {
     RS_BENCH_E_STATUS,      /* HTTP non-2xx / framed ERROR (see status counts) */
     RS_BENCH_E_MISS,        /* memcache END without VALUE */
     RS_BENCH_E_SERVER,      /* memcache ERROR / SERVER_ERROR / CLIENT_ERROR */
+    RS_BENCH_E_TIMEOUT,     /* no answer within timeout_ms: the connection is replaced */
     RS_BENCH_E_COUNT_
 } rs_bench_err;
 
@@ -57,7 +58,7 @@ typedef struct rs_bench_result {
     uint64_t errors[RS_BENCH_E_COUNT_];
     uint64_t status[RS_BENCH_STATUS_SLOTS]; /* per HTTP code / framed rs_status */
     uint64_t bytes_in, bytes_out;
-    uint64_t late_sends; /* open loop: sends that left after their intended time + 1 ms */
+    uint64_t late_sends;   /* open loop: sends that left after their intended time + 1 ms */
     char first_error[256]; /* the first framed ERROR: "STATUS: message" (what the server said) */
 } rs_bench_result;
 
@@ -78,8 +79,9 @@ typedef struct rs_bench_cfg {
      * and memcache keys are sent verbatim). */
     size_t unique_offset;
     bool unique_fp32;
-    bool progress;  /* a line each second on stdout */
-    int io_backend; /* rs_io_backend */
+    bool progress;       /* a line each second on stdout */
+    int io_backend;      /* rs_io_backend */
+    uint32_t timeout_ms; /* per request; 0: wait forever */
 } rs_bench_cfg;
 
 /* Runs the benchmark; fills *out (every thread merged) and *measured_s (the

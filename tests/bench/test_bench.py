@@ -92,6 +92,9 @@ class FramedStub(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        pass  # the client exits with requests in flight
+
     def __init__(self):
         super().__init__(("127.0.0.1", 0), FramedStub.Handler)
         self.port = self.server_address[1]
@@ -117,6 +120,8 @@ class FramedStub(socketserver.ThreadingTCPServer):
                     buf = buf[24 + plen:]
                     with self.server.lock:
                         self.server.seen.append(bytes(m["inputs"][0].data[:8]))
+                    if m["model"] == "silent":
+                        continue  # never answers
                     if m["model"] == "busy":
                         out = rc.encode_frame("ERROR", rid, rc.error_payload("OVERLOADED", "queue full"))
                     else:
@@ -196,6 +201,7 @@ class BenchHttp(unittest.TestCase):
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
         self.srv.daemon_threads = True
         self.srv.answers = 0
+        self.srv.handle_error = lambda *a: None  # a client that exits mid-answer is expected
         self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.t.start()
         self.addr = f"127.0.0.1:{self.srv.server_address[1]}"
@@ -292,6 +298,15 @@ class BenchFramed(unittest.TestCase):
         self.assertEqual(r["errors"]["total"], 0, r["errors"])
         self.assertGreater(len(self.srv.seen), 10)
         self.assertEqual(len(set(self.srv.seen)), len(self.srv.seen))  # every input differs
+
+    def test_timeout(self):
+        code, r, p = bench_json("--framed", self.addr, "--model", "silent", "--timeout-ms", "100",
+                                "--duration", "0.6", "--warmup", "0", "--concurrency", "2")
+        self.assertEqual(code, 1)
+        self.assertEqual(r["requests"], 0)
+        self.assertGreaterEqual(r["errors"]["timeout"], 4)  # 2 connections, ~6 timeouts each
+        self.assertEqual(r["errors"]["closed"], 0)  # our own closes are not the server's
+        self.assertEqual(r["errors"]["total"], r["errors"]["timeout"])
 
     def test_error_frames_by_status(self):
         code, r, p = bench_json("--framed", self.addr, "--model", "busy", "--duration", "0.5",
