@@ -350,11 +350,13 @@ static void rs_fail_flights_of(rs_core *core, rs_worker_ref ref, const char *why
 static void rs_wconn_on_close(rs_conn *c, int err) {
     rs_wconn *w = rs_conn_udata(c);
     rs_core *core = w->core;
-    bool was_connected = w->connected;
     w->connected = false;
     w->connecting = false;
     w->conn = 0;
-    if (!was_connected) rs_router_ping_failed(core->router, w->ref);
+    /* A lost connection counts as a failed health check at once: the worker
+     * is marked down after failure_threshold of them, without waiting for
+     * the next ping round. */
+    if (w->ref.gen != UINT32_MAX) rs_router_ping_failed(core->router, w->ref);
     char why[96];
     snprintf(why, sizeof(why), "connection to the worker was lost (%s)", err ? strerror(-err) : "closed");
     rs_fail_flights_of(core, w->ref, why);

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -391,6 +393,36 @@ out:
     return rc;
 }
 
+/* SO_REUSEPORT lets every core listen on one port, but it would also let a
+ * second ringserve share the port silently. A plain bind first proves the
+ * port is free (then closes, and the cores bind with SO_REUSEPORT). */
+static int rs_port_free(const char *host, uint16_t port, const char *field, rs_err *err) {
+    if (port == 0) return 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char ports[8];
+    snprintf(ports, sizeof(ports), "%u", port);
+    int gai = getaddrinfo(host, ports, &hints, &res);
+    if (gai != 0) {
+        rs_err_set(err, "%s: cannot resolve host '%s': %s", field, host, gai_strerror(gai));
+        return -1;
+    }
+    int rc = 0;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 && errno == EADDRINUSE) {
+            rs_err_set(err, "%s: %s:%u is already in use (another ringserve or service listens there)", field,
+                       host, port);
+            rc = -1;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
 /* SIGTERM/SIGINT land in whichever thread the kernel picks (OpenBLAS starts
  * threads before main), so the handler only writes the signal number into a
  * pipe that the main thread reads: a self-pipe, safe in any thread. */
@@ -447,6 +479,9 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
     if (rs_coord_load(co, config_file, ov, plan, &err) != 0) goto fail;
     co->http_port = co->cfg.http_port;
     co->framed_port = co->cfg.framed_port;
+    if (rs_port_free(co->cfg.host, co->http_port, "server.http_port", &err) != 0 ||
+        rs_port_free(co->cfg.host, co->framed_port, "server.framed_port", &err) != 0)
+        goto fail;
     if (co->cache_enabled) {
         rs_kv_options kopt = {.io_threads = co->n_cores};
         co->kv = rs_kv_open(&co->kvcfg, &kopt, &err);
