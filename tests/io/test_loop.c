@@ -563,6 +563,91 @@ static void test_table_full_and_listener_close(void **state) {
     rs_loop_destroy(loop);
 }
 
+/* Churn: peers connect, send, and are torn down abruptly while answers are
+ * in flight, and every close opens a new connection (slots are reused while
+ * the old occupant may still sit in this iteration's work lists). */
+typedef struct churn {
+    rs_loop *loop;
+    uint16_t port;
+    int left;
+    int live;
+} churn;
+static churn g_ch;
+static void ch_on_connect(rs_conn *c, int err) {
+    if (err == 0) assert_int_equal(rs_conn_send(c, "ping-ping-ping", 14), 0);
+}
+static ssize_t ch_on_data(rs_conn *c, const uint8_t *d, size_t n) {
+    (void)d;
+    rs_conn_abort(c, -ECONNRESET); /* tear down mid-stream */
+    return (ssize_t)n;
+}
+static void ch_on_close(rs_conn *c, int err);
+static const rs_conn_ops churn_ops = {
+    .on_connect = ch_on_connect, .on_data = ch_on_data, .on_close = ch_on_close};
+static void ch_on_close(rs_conn *c, int err) {
+    (void)c, (void)err;
+    g_ch.live--;
+    if (g_ch.left > 0) {
+        g_ch.left--;
+        rs_err e;
+        assert_non_null(rs_loop_connect(g_ch.loop, "127.0.0.1", g_ch.port, &churn_ops, NULL, &e));
+        g_ch.live++;
+    }
+}
+static ssize_t chatty_on_data(rs_conn *c, const uint8_t *d, size_t n) {
+    static uint8_t junk[20000];
+    (void)d;
+    rs_conn_send(c, junk, sizeof(junk)); /* answers larger than a chunk */
+    return (ssize_t)n;
+}
+static const rs_conn_ops chatty_ops = {.on_data = chatty_on_data};
+
+static void test_churn_slot_reuse(void **state) {
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.max_conns = 128;
+    rs_loop *loop = new_loop(state, &cfg);
+    memset(&g_ch, 0, sizeof(g_ch));
+    g_ch.loop = loop;
+    g_ch.port = listen_on(loop, &chatty_ops, NULL);
+    g_ch.left = 1500;
+    rs_err err;
+    for (int i = 0; i < 40; i++) {
+        assert_non_null(rs_loop_connect(loop, "127.0.0.1", g_ch.port, &churn_ops, NULL, &err));
+        g_ch.live++;
+    }
+    RUN_UNTIL(loop, g_ch.left == 0 && g_ch.live == 0);
+    rs_loop_stats st;
+    RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st), st.conns_open == 0));
+    assert_int_equal(st.conns_accepted, 1540);
+    rs_loop_destroy(loop);
+}
+
+/* One peer closes and another connects before the loop runs, so one batch of
+ * completions holds the EOF (the slot is freed at once) and the accept that
+ * reuses that slot while it is still linked in the pending list. */
+static void test_slot_reuse_same_batch(void **state) {
+    rs_loop *loop = new_loop(state, NULL);
+    memset(&g_fs, 0, sizeof(g_fs));
+    uint16_t port = listen_on(loop, &frame_ops, NULL);
+    rs_loop_stats st;
+    for (int round = 0; round < 20; round++) {
+        int a = raw_connect(port, 0);
+        RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st), st.conns_open == 1));
+        close(a);
+        int b = raw_connect(port, 0);
+        RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st),
+                         st.conns_accepted == 2u * round + 2 && st.conns_open == 1));
+        uint8_t frame[4 + 3], back[sizeof(frame)];
+        size_t flen = make_frame(frame, 3, (uint8_t)round), got = 0;
+        raw_write_all(b, frame, flen);
+        RUN_UNTIL(loop, (got += raw_read_some(b, back + got, sizeof(back) - got)) == flen);
+        close(b);
+        RUN_UNTIL(loop, (rs_loop_get_stats(loop, &st), st.conns_open == 0));
+    }
+    rs_loop_destroy(loop);
+}
+
 /* ---- idle timeout ---------------------------------------------------------- */
 
 static void test_idle_timeout(void **state) {
@@ -1058,6 +1143,8 @@ int main(void) {
         BOTH(test_close_flushes_queue),
         BOTH(test_half_close_answered),
         BOTH(test_table_full_and_listener_close),
+        BOTH(test_churn_slot_reuse),
+        BOTH(test_slot_reuse_same_batch),
         BOTH(test_idle_timeout),
         BOTH(test_timers),
         BOTH(test_post_threads),
