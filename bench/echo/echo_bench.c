@@ -9,7 +9,7 @@
  * log-linear histogram; nothing allocates while measuring.
  *
  *   rs_echo_bench [--seconds=2] [--rounds=3] [--sizes=64,65536] [--conns=1,16,256]
- *                 [--backends=uring,epoll] [--zc-sweep]
+ *                 [--backends=uring,epoll] [--recv-buf-bytes=16384] [--zc-sweep]
  *
  * Each cell runs --rounds times, alternating the two variants round by round
  * so that noise from a shared machine hits both alike; the row shows the
@@ -197,6 +197,8 @@ typedef struct result {
     int failed;
 } result;
 
+static uint32_t g_recv_buf_bytes; /* --recv-buf-bytes; 0: loop default */
+
 static void loop_cfg(rs_loop_config *cfg, const cell *k) {
     rs_loop_config_default(cfg);
     cfg->backend = k->backend;
@@ -207,6 +209,10 @@ static void loop_cfg(rs_loop_config *cfg, const cell *k) {
     cfg->send_buf_count = (3u << 20) / k->send_buf_bytes;
     cfg->conn_write_queue_max_bytes = 256 * 1024;
     cfg->send_zc_threshold_bytes = k->zc_threshold;
+    if (g_recv_buf_bytes) { /* same 4 MiB of receive buffers, cut differently */
+        cfg->recv_buf_bytes = g_recv_buf_bytes;
+        cfg->recv_buf_count = (4u << 20) / g_recv_buf_bytes;
+    }
 }
 
 static result run_cell(const cell *k) {
@@ -313,7 +319,15 @@ int main(int argc, char **argv) {
             seconds = atof(a + 10);
         else if (strncmp(a, "--rounds=", 9) == 0)
             rounds = atoi(a + 9);
-        else if (strncmp(a, "--sizes=", 8) == 0)
+        else if (strncmp(a, "--recv-buf-bytes=", 17) == 0) {
+            g_recv_buf_bytes = (uint32_t)atoi(a + 17);
+            uint32_t n = g_recv_buf_bytes ? (4u << 20) / g_recv_buf_bytes : 0;
+            if (g_recv_buf_bytes < 4096 || n == 0 || (n & (n - 1)) != 0) {
+                fprintf(stderr,
+                        "rs_echo_bench: --recv-buf-bytes: a power of two in [4096, 4 MiB]\n");
+                return 2;
+            }
+        } else if (strncmp(a, "--sizes=", 8) == 0)
             nsizes = parse_list(a + 8, sizes, 8);
         else if (strncmp(a, "--conns=", 8) == 0)
             nconns = parse_list(a + 8, conns, 8);
@@ -330,8 +344,9 @@ int main(int argc, char **argv) {
                     return 2;
                 }
         } else {
-            fprintf(stderr, "usage: rs_echo_bench [--seconds=S] [--sizes=a,b] [--conns=a,b] "
-                            "[--backends=uring,epoll] [--zc-sweep]\n");
+            fprintf(stderr, "usage: rs_echo_bench [--seconds=S] [--rounds=N] [--sizes=a,b] "
+                            "[--conns=a,b] [--backends=uring,epoll] [--recv-buf-bytes=B] "
+                            "[--zc-sweep]\n");
             return 2;
         }
     }
