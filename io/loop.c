@@ -983,6 +983,10 @@ int rs__resolve_addr(const char *host, uint16_t port, struct sockaddr_storage *o
 
 int rs_loop_listen(rs_loop *loop, const char *host, uint16_t port, bool reuseport,
                    const rs_conn_ops *ops, void *udata, rs_err *err) {
+    if (loop->destroying) {
+        rs_err_set(err, "io: listen: the loop is shutting down");
+        return -1;
+    }
     uint32_t lid = 0;
     while (lid < loop->cfg.max_listeners && loop->listeners[lid].used)
         lid++;
@@ -1047,6 +1051,10 @@ void rs_loop_listen_close(rs_loop *loop, int listener_id) {
 
 rs_conn *rs_loop_connect(rs_loop *loop, const char *host, uint16_t port, const rs_conn_ops *ops,
                          void *udata, rs_err *err) {
+    if (loop->destroying) { /* an on_close that reconnects must not keep shutdown alive */
+        rs_err_set(err, "io: connect %s:%u: the loop is shutting down", host ? host : "?", port);
+        return NULL;
+    }
     struct sockaddr_storage ss;
     socklen_t sl;
     if (rs__resolve_addr(host, port, &ss, &sl, err) != 0) return NULL;

@@ -973,9 +973,17 @@ static void test_send_pool_exhaustion(void **state) {
 /* ---- shutdown with operations in flight --------------------------------------- */
 
 static int g_closed_cancel;
+static uint16_t g_shutdown_port;
+static const rs_conn_ops quiet_client_ops_ref = {.on_data = hoard_on_data};
 static void cnt_on_close(rs_conn *c, int err) {
-    (void)c;
-    if (err == -ECANCELED) g_closed_cancel++;
+    if (err == -ECANCELED) {
+        g_closed_cancel++;
+        /* reconnecting from on_close during shutdown is refused */
+        rs_err e;
+        assert_null(rs_loop_connect(rs_conn_loop(c), "127.0.0.1", g_shutdown_port,
+                                    &quiet_client_ops_ref, NULL, &e));
+        assert_non_null(strstr(e.msg, "shutting down"));
+    }
 }
 static ssize_t blast_on_data(rs_conn *c, const uint8_t *d, size_t n) {
     /* answer every byte with 64 bytes: the peer (not reading) fills our queue */
@@ -1003,6 +1011,7 @@ static void test_shutdown_in_flight(void **state) {
     rs_loop *loop = new_loop(state, &cfg);
     g_closed_cancel = 0;
     uint16_t port = listen_on(loop, &blast_ops, NULL);
+    g_shutdown_port = port;
     rs_err err;
     for (int i = 0; i < 20; i++)
         assert_non_null(rs_loop_connect(loop, "127.0.0.1", port, &quiet_client_ops, NULL, &err));
