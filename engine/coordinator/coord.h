@@ -115,6 +115,8 @@ typedef struct rs_flight {
     rs_ticket ticket;
     rs_worker_ref tried[8];
     uint32_t n_tried;
+    uint64_t first_sent_ns; /* when the batch first went out */
+    uint32_t busy_resends;  /* times a worker answered "at capacity" */
     rs_status last_status; /* why the last attempt failed (retries) */
     char last_why[160];
     rs_timer timeout;

@@ -178,6 +178,7 @@ static void rs_flight_send(rs_core *core, rs_flight *f) {
                          RS_E_UNAVAILABLE, "could not send the batch to the worker");
         return;
     }
+    f->timeout.fn = rs_flight_timeout;
     rs_loop_timer_arm(core->loop, &f->timeout, core->co->cfg.worker_timeout_ms * 1000);
 }
 
@@ -211,9 +212,44 @@ void rs_dispatch_batch(rs_core *core, uint32_t mi, const rs_batcher_item *items,
     f->n_tried = 0;
     f->last_status = RS_OK;
     f->last_why[0] = '\0';
+    f->first_sent_ns = rs_now_ns();
+    f->busy_resends = 0;
     f->core = core;
     memcpy(f->items, items, n * sizeof(*items));
     rs_flight_send(core, f);
+}
+
+/* ---- a worker at capacity -------------------------------------------------------- */
+
+static void rs_flight_resend(rs_loop *loop, rs_timer *t, void *arg) {
+    (void)loop;
+    (void)t;
+    rs_flight *f = arg;
+    rs_flight_send(f->core, f);
+}
+
+/* The worker refused the whole batch because its queue is full. That is
+ * backpressure, not failure: the batch waits here (short, growing pauses,
+ * at most worker_timeout_ms in all) and goes out again to whichever worker
+ * the router picks then. Meanwhile the batcher holds new requests (its
+ * in-flight limit is reached), so the next batches grow — and when its
+ * queue is full, new requests get 429. */
+static void rs_flight_busy(rs_core *core, rs_flight *f, const char *why) {
+    rs_router_release(core->router, &f->ticket, RS_OUTCOME_OK); /* alive, just busy */
+    uint64_t waited_ms = (rs_now_ns() - f->first_sent_ns) / 1000000ull;
+    if (atomic_load(&core->co->draining) || waited_ms >= core->co->cfg.worker_timeout_ms) {
+        char msg[RS_MAX_ERROR_MSG_BYTES + 64];
+        snprintf(msg, sizeof(msg), "overloaded: %s (waited %" PRIu64 " ms for room)", why, waited_ms);
+        rs_flight_fail_items(core, f, RS_E_OVERLOADED, msg);
+        rs_flight_free(core, f);
+        return;
+    }
+    f->busy_resends++;
+    uint32_t shift = f->busy_resends < 6 ? f->busy_resends : 6;
+    uint64_t delay_us = 100ull << shift; /* 200 µs .. 6.4 ms */
+    rs_loop_timer_cancel(core->loop, &f->timeout);
+    f->timeout.fn = rs_flight_resend;
+    rs_loop_timer_arm(core->loop, &f->timeout, delay_us);
 }
 
 /* ---- answers ------------------------------------------------------------------- */
@@ -246,7 +282,7 @@ static void rs_on_batch_response(rs_core *core, rs_wconn *w, uint64_t wire_id,
             }
         }
         if (n > 0 && busy == n) {
-            rs_flight_failed(core, f, RS_OUTCOME_TRANSIENT, RS_E_OVERLOADED, why);
+            rs_flight_busy(core, f, why);
             return;
         }
     }
