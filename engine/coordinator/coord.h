@@ -170,6 +170,7 @@ struct rs_core {
     size_t scratch2_bytes;
     rs_batcher_item *poll_items;
     atomic_bool started;
+    atomic_bool models_ready; /* every model has a routable worker on this core */
     int start_error;
     rs_err err;
     uint64_t batch_seq;
@@ -235,6 +236,8 @@ void rs_dispatch_batch(rs_core *core, uint32_t model_index, const rs_batcher_ite
 void rs_dispatch_on_worker_event(void *ctx, rs_worker_ref ref, rs_worker_event ev);
 void rs_dispatch_health(rs_loop *loop, rs_timer *t, void *arg);
 void rs_dispatch_fail_all(rs_core *core);
+/* Recomputes core->models_ready from this core's router (its own thread). */
+void rs_core_update_ready(rs_core *core);
 void rs_flight_timeout(rs_loop *loop, rs_timer *t, void *arg);
 
 /* coord_framed.c */

@@ -418,6 +418,13 @@ static void rs_wconn_connect(rs_core *core, rs_wconn *w) {
     w->connecting = true;
 }
 
+void rs_core_update_ready(rs_core *core) {
+    bool ready = true;
+    for (uint32_t i = 0; i < core->co->n_models && ready; i++)
+        ready = rs_router_model_ready(core->router, rs_str_c(core->models[i].model->name), (rs_str){0}, 0);
+    atomic_store(&core->models_ready, ready);
+}
+
 void rs_dispatch_on_worker_event(void *ctx, rs_worker_ref ref, rs_worker_event ev) {
     rs_core *core = ctx;
     if (ref.slot >= core->n_wconns) return;
@@ -452,6 +459,7 @@ void rs_dispatch_on_worker_event(void *ctx, rs_worker_ref ref, rs_worker_event e
         if (core->index == 0 && wk) RS_WARN("worker %s is unhealthy", wk->id);
         break;
     }
+    rs_core_update_ready(core);
 }
 
 /* Health: pings due now, reconnects, and the next wake-up. */
@@ -468,6 +476,7 @@ void rs_dispatch_health(rs_loop *loop, rs_timer *t, void *arg) {
             if (w && !w->connected) rs_wconn_connect(core, w);
         }
     }
+    rs_core_update_ready(core);
     uint64_t now = rs_now_ns();
     uint64_t next = rs_router_next_event_ns(core->router);
     uint64_t delay_us = next > now ? (next - now) / 1000 : 1000;

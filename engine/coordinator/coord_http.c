@@ -37,12 +37,14 @@ static void h_live(rs_http_server *s, const rs_http_request *req, void *arg) {
     rs_respond_json_text(s, req->handle, 200, "{\"live\":true}");
 }
 
+/* Ready when not draining and every model has a routable worker on every
+ * core (each core's router learns of registrations on its own thread, so a
+ * request may land on any of them). */
 static bool rs_all_models_ready(rs_core *core) {
     if (atomic_load(&core->co->draining)) return false;
-    for (uint32_t i = 0; i < core->co->n_models; i++) {
-        const rs_model *m = core->models[i].model;
-        if (!rs_router_model_ready(core->router, rs_str_c(m->name), (rs_str){0}, 0)) return false;
-    }
+    rs_core_update_ready(core);
+    for (uint32_t i = 0; i < core->co->n_cores; i++)
+        if (!atomic_load(&core->co->cores[i].models_ready)) return false;
     return true;
 }
 

@@ -65,9 +65,9 @@ workers:
   models: [digits, identity]
   restart_backoff_ms: 100
 health:
-  interval_ms: 200
-  timeout_ms: 150
-  failure_threshold: 2
+  interval_ms: 500
+  timeout_ms: 400
+  failure_threshold: 3
   success_threshold: 1
 cluster:
   heartbeat_timeout_ms: 3000
@@ -305,7 +305,7 @@ class OverloadAndFailureTest(unittest.TestCase):
             with open(cfg) as f:
                 text = f.read()
             text = text.replace("io_threads: 2", "io_threads: 1\n  max_pending: 16")
-            text = text.replace("failure_threshold: 2", "failure_threshold: 1000")
+            text = text.replace("failure_threshold: 3", "failure_threshold: 1000")
             text = text.replace("worker_timeout_ms: 3000", "worker_timeout_ms: 20000")
             with open(cfg, "w") as f:
                 f.write(text)
