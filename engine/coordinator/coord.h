@@ -34,6 +34,7 @@
 #include "engine/router/router.h"
 #include "io/frame.h"
 #include "io/loop.h"
+#include "topo/topo_metrics.h"
 
 typedef struct rs_coord rs_coord;
 typedef struct rs_core rs_core;
@@ -204,6 +205,7 @@ struct rs_coord {
     rs_metric_id *m_cache_miss; /* [model] */
     rs_metric_id m_retries;
     rs_metric_id m_pending;
+    rs_topo_metrics topo_metrics; /* placement: planned vs effective binding */
     /* async results */
     pthread_mutex_t async_lock;
     struct rs_async_slot *async;

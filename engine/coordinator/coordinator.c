@@ -245,6 +245,7 @@ static void rs_core_tick_timer(rs_loop *loop, rs_timer *t, void *arg) {
 typedef struct rs_core_start {
     rs_core *core;
     const rs_plan_entry *entry;
+    int entry_index; /* in the plan, for the placement gauges */
 } rs_core_start;
 
 static void *rs_core_thread(void *arg) {
@@ -252,8 +253,8 @@ static void *rs_core_thread(void *arg) {
     rs_core *core = st->core;
     char tag[32];
     snprintf(tag, sizeof(tag), "coordinator/%u", core->index);
+    rs_topo_binding b = {0};
     if (st->entry) {
-        rs_topo_binding b;
         rs_plan_apply_entry(NULL, st->entry, &b);
         core->cpu = b.pinned ? rs_cpuset_next(&st->entry->cpus, 0) : -1;
     }
@@ -264,6 +265,7 @@ static void *rs_core_thread(void *arg) {
         atomic_store(&core->started, true);
         return NULL;
     }
+    if (st->entry) rs_topo_metrics_record(&core->co->topo_metrics, core->ms, st->entry_index, &b);
     atomic_store(&core->started, true);
     if (rs_loop_run(core->loop) != 0) RS_ERROR("core %u: event loop failed", core->index);
     /* Other cores may still post to this loop (membership) until they have
@@ -277,10 +279,11 @@ static void *rs_core_thread(void *arg) {
 
 /* ---- the process -------------------------------------------------------------------------- */
 
-static int rs_coord_metrics_setup(rs_coord *co, rs_err *err) {
+static int rs_coord_metrics_setup(rs_coord *co, const rs_plan *plan, rs_err *err) {
     uint32_t nm = co->n_models + 1; /* + "unknown model" */
-    co->metrics = rs_metrics_create(co->n_cores, 16, nm * (RS_RO_COUNT_ + RS_ST_COUNT_ + 4) + 8,
-                                    nm * (RS_RO_COUNT_ + RS_ST_COUNT_ * 80 + 100) + 64, err);
+    uint32_t np = 2 * (uint32_t)plan->entry_count;
+    co->metrics = rs_metrics_create(co->n_cores, 16, nm * (RS_RO_COUNT_ + RS_ST_COUNT_ + 4) + 8 + np,
+                                    nm * (RS_RO_COUNT_ + RS_ST_COUNT_ * 80 + 100) + 64 + np, err);
     if (!co->metrics) return -1;
     co->m_requests = calloc((size_t)nm * RS_RO_COUNT_, sizeof(rs_metric_id));
     co->m_stage = calloc((size_t)nm * RS_ST_COUNT_, sizeof(rs_metric_id));
@@ -340,6 +343,7 @@ static int rs_coord_metrics_setup(rs_coord *co, rs_err *err) {
     if (rs_metrics_add_series(co->metrics, f_retry, NULL, &co->m_retries, err) ||
         rs_metrics_add_series(co->metrics, f_pend, NULL, &co->m_pending, err))
         return -1;
+    if (rs_topo_metrics_register(co->metrics, plan, &co->topo_metrics, err) != 0) return -1;
     return rs_metrics_freeze(co->metrics, err);
 }
 
@@ -487,7 +491,7 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
         co->kv = rs_kv_open(&co->kvcfg, &kopt, &err);
         if (!co->kv) goto fail;
     }
-    if (rs_coord_metrics_setup(co, &err) != 0) goto fail;
+    if (rs_coord_metrics_setup(co, plan, &err) != 0) goto fail;
     if (rs_coord_http_routes(co, &err) != 0) goto fail;
     if (rs_async_init(co, &err) != 0) goto fail;
     co->cores = calloc(co->n_cores, sizeof(rs_core));
@@ -507,6 +511,7 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
         for (int e = 0; e < plan->entry_count; e++) {
             if (plan->entries[e].role == RS_PLAN_IO && plan->entries[e].instance == (int)i) {
                 starts[i].entry = &plan->entries[e];
+                starts[i].entry_index = e;
                 io_seen++;
             }
         }

@@ -161,6 +161,11 @@ class ServeTest(unittest.TestCase):
         st, _, body = http_request(self.http, "GET", "/v2/workers")
         self.assertEqual(st, 200)
         self.assertGreaterEqual(len(json.loads(body)["workers"]), 2)
+        # the placement plan and its effective binding are in /metrics
+        st, _, m = http_request(self.http, "GET", "/metrics")
+        self.assertEqual(st, 200)
+        self.assertIn('ringserve_placement_pinned{role="io"', m.decode())
+        self.assertIn("rs_request_stage_seconds_bucket", m.decode())
 
     def test_identity_http_and_framed(self):
         values = [float(i) * 0.5 for i in range(32)]
