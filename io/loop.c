@@ -30,8 +30,8 @@ void rs_loop_config_default(rs_loop_config *cfg) {
     cfg->max_listeners = 8;
     cfg->recv_buf_bytes = 16384;
     cfg->recv_buf_count = 256;
-    cfg->send_buf_bytes = 16384;
-    cfg->send_buf_count = 256;
+    cfg->send_buf_bytes = 4096; /* small answers must not each pin a big chunk */
+    cfg->send_buf_count = 1024;
     cfg->conn_read_max_bytes = (64ull << 20) + 65536; /* a 64 MiB frame plus its header */
     cfg->conn_write_queue_max_bytes = 256 * 1024;
     cfg->idle_timeout_ms = 0;

@@ -18,7 +18,7 @@
 
 #define RS_LOOP_MAX_WATCHES 32
 #define RS_NONE UINT32_MAX
-#define RS_SEND_IOV 16 /* chunks per send operation */
+#define RS_SEND_IOV 32 /* chunks per send operation (128 KiB of 4 KiB chunks) */
 
 typedef enum rs_conn_state {
     RS_CONN_FREE = 0,

@@ -379,7 +379,7 @@ int main(int argc, char **argv) {
     for (int si = 0; si < nsizes; si++)
         for (int ci = 0; ci < nconns; ci++) {
             result res[2] = {{0}, {0}}, r0, r1;
-            cell k0 = {backends[0], sizes[si], (uint32_t)conns[ci], 0, 16384, seconds};
+            cell k0 = {backends[0], sizes[si], (uint32_t)conns[ci], 0, 4096, seconds};
             cell k1 = k0;
             k1.backend = nb > 1 ? backends[1] : backends[0];
             run_pair(&k0, nb > 1 ? &k1 : NULL, rounds, &r0, &r1);

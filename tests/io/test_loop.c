@@ -460,7 +460,8 @@ static void test_close_flushes_queue(void **state) {
     rs_loop_config cfg;
     rs_loop_config_default(&cfg);
     cfg.conn_write_queue_max_bytes = 1 << 20;
-    cfg.send_buf_count = 128; /* 2 MiB slab */
+    cfg.send_buf_bytes = 4096;
+    cfg.send_buf_count = 512; /* 2 MiB slab */
     rs_loop *loop = new_loop(state, &cfg);
     memset(&g_fs, 0, sizeof(g_fs));
     for (size_t i = 0; i < sizeof(g_big); i++)
