@@ -140,6 +140,7 @@ typedef struct rs_core_model {
     rs_timer timer;
     rs_core *core;
     bool dirty;
+    uint32_t flights; /* batches of this model out to workers (this core) */
 } rs_core_model;
 
 struct rs_core {

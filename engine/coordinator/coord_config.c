@@ -19,6 +19,7 @@ void rs_coord_config_default(rs_coord_config *cfg) {
     cfg->max_frame_bytes = 64u << 20;
     cfg->max_response_bytes = 8 * 1024 * 1024;
     cfg->max_inflight_batches = 1024;
+    cfg->max_batches_per_model = 4;
     cfg->default_timeout_us = 30 * 1000 * 1000;
     cfg->worker_timeout_ms = 10000;
     cfg->drain_timeout_ms = 5000;
@@ -40,6 +41,7 @@ static const char *const rs_top_sections[] = {
 static const char *const rs_server_keys[] = {
     "host", "http_port", "framed_port", "io_threads", "max_pending", "request_arena_bytes",
     "max_body_bytes", "max_frame_bytes", "max_response_bytes", "max_inflight_batches",
+    "max_batches_per_model",
     "default_timeout_us", "worker_timeout_ms", "drain_timeout_ms", "async_result_ttl_s",
     "max_async_results", "max_async_result_bytes", "priority_levels", "retry_after_s", NULL,
 };
@@ -76,6 +78,8 @@ int rs_coord_config_parse(const rs_cfg_node *root, rs_coord_config *out, rs_err 
             return -1;
         if (rs_cfg_u64(&s, "max_inflight_batches", false, 1024, 1, 1u << 16, &v, err)) return -1;
         out->max_inflight_batches = (uint32_t)v;
+        if (rs_cfg_u64(&s, "max_batches_per_model", false, 4, 1, 1u << 16, &v, err)) return -1;
+        out->max_batches_per_model = (uint32_t)v;
         if (rs_cfg_u64(&s, "default_timeout_us", false, 30000000, 0, 3600ull * 1000000,
                        &out->default_timeout_us, err))
             return -1;

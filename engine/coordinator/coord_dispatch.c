@@ -37,7 +37,13 @@ static rs_flight *rs_flight_lookup(rs_core *core, uint64_t wire_id) {
 static void rs_flight_free(rs_core *core, rs_flight *f) {
     rs_loop_timer_cancel(core->loop, &f->timeout);
     f->used = false;
+    rs_core_model *cm = &core->models[f->model_index];
+    RS_ASSERT(cm->flights > 0);
+    cm->flights--;
+    cm->dirty = true; /* room for the next batch: poll the batcher again */
 }
+
+static void rs_flight_busy(rs_core *core, rs_flight *f, const char *why, bool release);
 
 /* ---- completing items ------------------------------------------------------ */
 
@@ -131,8 +137,15 @@ static void rs_flight_send(rs_core *core, rs_flight *f) {
     }
     rs_err err = {{0}};
     int rc = rs_router_pick(core->router, &q, &f->ticket, &err);
+    if (rc == -RS_E_OVERLOADED) {
+        /* Every worker is at its registered capacity: wait for room, do not fail. */
+        char why[RS_ERR_MSG_BYTES + 64];
+        snprintf(why, sizeof(why), "no worker has room for model '%s': %s", m->name, err.msg);
+        rs_flight_busy(core, f, why, false);
+        return;
+    }
     if (rc != 0) {
-        rs_status st = rc == -RS_E_OVERLOADED ? RS_E_OVERLOADED : RS_E_UNAVAILABLE;
+        rs_status st = RS_E_UNAVAILABLE;
         char msg[RS_ERR_MSG_BYTES + 256];
         if (f->n_tried > 0) {
             /* A retry found no other worker: answer with the first failure. */
@@ -204,6 +217,7 @@ void rs_dispatch_batch(rs_core *core, uint32_t mi, const rs_batcher_item *items,
         return;
     }
     RS_ASSERT(n <= co->max_batch);
+    core->models[mi].flights++;
     f->used = true;
     f->gen++;
     f->model_index = mi;
@@ -234,8 +248,8 @@ static void rs_flight_resend(rs_loop *loop, rs_timer *t, void *arg) {
  * the router picks then. Meanwhile the batcher holds new requests (its
  * in-flight limit is reached), so the next batches grow — and when its
  * queue is full, new requests get 429. */
-static void rs_flight_busy(rs_core *core, rs_flight *f, const char *why) {
-    rs_router_release(core->router, &f->ticket, RS_OUTCOME_OK); /* alive, just busy */
+static void rs_flight_busy(rs_core *core, rs_flight *f, const char *why, bool release) {
+    if (release) rs_router_release(core->router, &f->ticket, RS_OUTCOME_OK); /* alive, just busy */
     uint64_t waited_ms = (rs_now_ns() - f->first_sent_ns) / 1000000ull;
     if (atomic_load(&core->co->draining) || waited_ms >= core->co->cfg.worker_timeout_ms) {
         char msg[RS_MAX_ERROR_MSG_BYTES + 64];
@@ -282,7 +296,7 @@ static void rs_on_batch_response(rs_core *core, rs_wconn *w, uint64_t wire_id,
             }
         }
         if (n > 0 && busy == n) {
-            rs_flight_busy(core, f, why);
+            rs_flight_busy(core, f, why, true);
             return;
         }
     }

@@ -301,7 +301,11 @@ static void rs_on_expired(void *arg, uint64_t token) {
 static void rs_core_poll_model(rs_core *core, uint32_t mi) {
     rs_core_model *cm = &core->models[mi];
     cm->dirty = false;
-    for (;;) {
+    /* At most server.max_batches_per_model batches out per model and core:
+     * past that, requests wait in the batcher, so that under load the next
+     * batch is a big one (and a full queue answers 429) instead of many
+     * small ones piling up in the workers' queues. */
+    while (cm->flights < core->co->cfg.max_batches_per_model) {
         uint64_t now_us = rs_now_us();
         uint32_t rows = 0;
         uint32_t n = rs_batcher_poll(cm->batcher, now_us, rs_on_expired, core, core->poll_items, &rows);
@@ -313,7 +317,9 @@ static void rs_core_poll_model(rs_core *core, uint32_t mi) {
     rs_metrics_gauge_set(core->ms, core->co->m_queue[mi], (int64_t)(st.queued + st.followers));
     uint64_t now_us = rs_now_us();
     uint64_t next = rs_batcher_next_event_us(cm->batcher, now_us);
-    if (next == UINT64_MAX) {
+    /* At the limit, a finishing batch polls again (rs_flight_free marks the
+     * model dirty); a timer would only spin. */
+    if (next == UINT64_MAX || cm->flights >= core->co->cfg.max_batches_per_model) {
         rs_loop_timer_cancel(core->loop, &cm->timer);
     } else {
         uint64_t delay = next > now_us ? next - now_us : 0;

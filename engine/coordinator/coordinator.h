@@ -31,6 +31,7 @@ typedef struct rs_coord_config {
     uint64_t max_frame_bytes;      /* framed payload limit */
     uint64_t max_response_bytes;   /* rendered response */
     uint32_t max_inflight_batches; /* per core */
+    uint32_t max_batches_per_model; /* per model and core: more requests wait in the batcher */
     uint64_t default_timeout_us;   /* request deadline when the request gives none; 0 = none */
     uint64_t worker_timeout_ms;    /* a batch not answered in this time is retried / fails */
     uint64_t drain_timeout_ms;
