@@ -44,15 +44,15 @@ static void test_server_defaults_and_values(void **state) {
     assert_int_equal(c.http_port, 0);
     assert_int_equal(c.framed_port, 1234);
     assert_int_equal(c.max_pending, 16);
-    assert_int_equal(c.max_batches_per_model, 4);
-    assert_int_equal(parse_server("server: {max_batches_per_model: 1}\n", &c, &err), 0);
-    assert_int_equal(c.max_batches_per_model, 1);
-    assert_int_equal(parse_server("server: {max_batches_per_model: 0}\n", &c, &err), -1);
-    assert_non_null(strstr(err.msg, "server.max_batches_per_model: '0': out of range"));
     assert_int_equal(c.trace, RS_TRACE_SAMPLED);
     assert_int_equal(c.trace_sample_percent, 5);
     assert_int_equal(parse_server("telemetry: {trace: on}\n", &c, &err), 0);
     assert_int_equal(c.trace, RS_TRACE_ON);
+    assert_int_equal(c.max_batches_per_model, 4); /* default */
+    assert_int_equal(parse_server("server: {max_batches_per_model: 1}\n", &c, &err), 0);
+    assert_int_equal(c.max_batches_per_model, 1);
+    assert_int_equal(parse_server("server: {max_batches_per_model: 0}\n", &c, &err), -1);
+    assert_non_null(strstr(err.msg, "server.max_batches_per_model: '0': out of range"));
 }
 
 static void test_server_errors(void **state) {
