@@ -16,12 +16,16 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/common/config.h"
@@ -1041,6 +1045,60 @@ static void test_shutdown_in_flight(void **state) {
     assert_int_equal(count_fds(), fds_before);
 }
 
+/* ---- io_uring unavailable (a Docker-like seccomp profile) ------------------------ */
+
+/* Runs in a fresh process (the probe is once per process): io_uring_setup
+ * answers EPERM, as under Docker's default seccomp profile. */
+static int probe_child(void) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = 4, .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        perror("seccomp");
+        return 3;
+    }
+    rs_io_backend out;
+    rs_err err;
+    if (rs_io_backend_resolve(RS_IO_URING, &out, &err) == 0) return 4; /* must refuse */
+    fprintf(stderr, "uring refused: %s\n", err.msg);
+    for (int i = 0; i < 3; i++) /* one warning, however many loops */
+        if (rs_io_backend_resolve(RS_IO_AUTO, &out, &err) != 0 || out != RS_IO_EPOLL) return 5;
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    rs_loop *loop = rs_loop_create(&cfg, &err); /* AUTO */
+    if (!loop || rs_loop_backend(loop) != RS_IO_EPOLL) return 6;
+    rs_loop_destroy(loop);
+    return 0;
+}
+
+static void test_fallback_without_io_uring(void **state) {
+    (void)state;
+    char cmd[600], out[4096] = {0};
+    char self[512];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    assert_true(n > 0);
+    self[n] = 0;
+    snprintf(cmd, sizeof(cmd), "'%s' --probe-without-io-uring 2>&1", self);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, sizeof(out) - 1, p);
+    out[got] = 0;
+    int rc = pclose(p);
+    if (rc != 0) fail_msg("child exited %d: %s", rc, out);
+    assert_non_null(strstr(out, "uring refused: io: io_uring backend requested but unavailable: "
+                                "io_uring_setup: Operation not permitted"));
+    const char *warn = "io_uring unavailable (io_uring_setup: Operation not permitted): using "
+                       "the epoll backend";
+    const char *first = strstr(out, warn);
+    assert_non_null(first);
+    assert_null(strstr(first + 1, warn)); /* said once */
+}
+
 /* ---- backend choice ------------------------------------------------------------ */
 
 static void test_backend_decide(void **state) {
@@ -1135,7 +1193,8 @@ static void test_config_parse(void **state) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--probe-without-io-uring") == 0) return probe_child();
 #define BOTH(fn)                                                                                   \
     {#fn "/uring", fn, NULL, NULL, &g_uring}, {                                                    \
 #fn "/epoll", fn, NULL, NULL, &g_epoll                                                     \
@@ -1168,6 +1227,7 @@ int main(void) {
         BOTH(test_send_pool_exhaustion),
         BOTH(test_shutdown_in_flight),
         cmocka_unit_test(test_backend_decide),
+        cmocka_unit_test(test_fallback_without_io_uring),
         cmocka_unit_test(test_auto_follows_opts),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_config_parse),
