@@ -20,6 +20,8 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <numa.h>
+#include <numaif.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1099,6 +1101,24 @@ static void test_fallback_without_io_uring(void **state) {
     assert_null(strstr(first + 1, warn)); /* said once */
 }
 
+/* numa_node places the loop's slabs on that node (bound memory policy). */
+static void test_numa_placement(void **state) {
+    if (numa_available() < 0) fail_msg("libnuma reports NUMA unavailable");
+    rs_loop_config cfg;
+    rs_loop_config_default(&cfg);
+    cfg.numa_node = 0;
+    rs_loop *loop = new_loop(state, &cfg);
+    void *slabs[] = {loop->send_mem, loop->recv_mem, loop->asm_mem};
+    for (int i = 0; i < 3; i++) {
+        int mode = -1;
+        unsigned long mask = 0;
+        assert_int_equal(get_mempolicy(&mode, &mask, sizeof(mask) * 8, slabs[i], MPOL_F_ADDR), 0);
+        assert_int_equal(mode, MPOL_BIND);
+        assert_int_equal(mask, 1ul); /* node 0 only */
+    }
+    rs_loop_destroy(loop);
+}
+
 /* ---- backend choice ------------------------------------------------------------ */
 
 static void test_backend_decide(void **state) {
@@ -1226,6 +1246,7 @@ int main(int argc, char **argv) {
         BOTH(test_send_limit_and_ids),
         BOTH(test_send_pool_exhaustion),
         BOTH(test_shutdown_in_flight),
+        BOTH(test_numa_placement),
         cmocka_unit_test(test_backend_decide),
         cmocka_unit_test(test_fallback_without_io_uring),
         cmocka_unit_test(test_auto_follows_opts),
