@@ -148,7 +148,10 @@ int rs_conn_fd(const rs_conn *c);
 void rs_conn_peer_name(const rs_conn *c, char *out, size_t out_bytes);
 /* Queues bytes (copied into send buffers; one send in flight per socket,
  * short sends resumed). Returns 0, -ENOBUFS when the queue holds more than
- * twice conn_write_queue_max_bytes (nothing queued), -EPIPE when closing. */
+ * twice conn_write_queue_max_bytes or the loop's send slab cannot hold len
+ * (nothing queued; in the second case reading from c also pauses until a
+ * quarter of the slab is free again), -EPIPE when closing. Sending is allowed
+ * while an outbound connect is pending (flushed once connected). */
 int rs_conn_send(rs_conn *c, const void *data, size_t len);
 int rs_conn_sendv(rs_conn *c, const struct iovec *iov, int iovcnt);
 /* Bytes queued and not yet acknowledged by the kernel. */
