@@ -164,8 +164,8 @@ YAML
   FRAMED_PORT=$(sed -n 's/.*http \([0-9]*\), framed \([0-9]*\).*/\2/p' "$T/serve-$1.log" | head -1)
   for i in $(seq 1 300); do
     if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/v2/health/ready")" = 200 ]; then
-      # serve's worker processes: stopped with it (serve's SIGTERM has been
-      # seen to leave them running)
+      # serve's worker processes: also stopped by pid at the end, as a safety
+      # net (before main 320cdeb serve's SIGTERM left them running)
       SERVE_CHILDREN=$(pgrep -P "$SERVE_PID" || true)
       for c in $SERVE_CHILDREN; do PIDS+=("$c"); done
       return 0
