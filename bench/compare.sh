@@ -48,6 +48,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case "$REPEAT" in ''|*[!0-9]*|0) echo "compare.sh: --repeat '$REPEAT': expected a positive integer" >&2; exit 2 ;; esac
+[[ "$ONLY" =~ ^[1-5](,[1-5])*$ ]] || { echo "compare.sh: --only '$ONLY': expected numbers 1-5 separated by commas" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 say() { if [ "$JSON" = 1 ]; then echo "compare.sh: $*" >&2; else echo "== $*"; fi; }
 
@@ -236,7 +238,6 @@ if want 2; then
 fi
 
 # ---- the runs ------------------------------------------------------------------------
-case "$REPEAT" in ''|*[!0-9]*|0) echo "compare.sh: --repeat '$REPEAT': expected a positive integer" >&2; exit 2 ;; esac
 for REP in $(seq 1 "$REPEAT"); do
 R="$T/r$REP"
 mkdir -p "$R"

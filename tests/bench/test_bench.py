@@ -317,6 +317,30 @@ class BenchFramed(unittest.TestCase):
         self.assertEqual(r["first_error"], "OVERLOADED: queue full")
 
 
+class CompareScript(unittest.TestCase):
+    """bench/compare.sh's command line (the comparison itself is a benchmark,
+    run by hand: docs/perf.md)."""
+    SCRIPT = os.path.join(SRC, "bench", "compare.sh")
+
+    def run_script(self, *args):
+        return subprocess.run(["bash", self.SCRIPT, *args], capture_output=True, text=True, timeout=30)
+
+    def test_help(self):
+        p = self.run_script("--help")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for what in ("nginx", "memcached", "--repeat", "--json"):
+            self.assertIn(what, p.stdout)
+
+    def test_bad_options(self):
+        for args, msg in ((("--bogus",), "unknown option '--bogus'"),
+                          (("--repeat", "0"), "--repeat '0'"),
+                          (("--only", "6"), "--only '6'")):
+            with self.subTest(args=args):
+                p = self.run_script(*args)
+                self.assertEqual(p.returncode, 2)
+                self.assertIn(msg, p.stderr)
+
+
 class BenchArgs(unittest.TestCase):
     def test_refused_connections_are_counted(self):
         port = harness.free_port()  # nothing listens there
