@@ -64,6 +64,11 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
     uint64_t need = cfg->max_frame_bytes + RS_FRAME_HEADER_BYTES;
     if (need < cfg->max_body_bytes + 65536) need = cfg->max_body_bytes + 65536;
     if (lc.conn_read_max_bytes < need) lc.conn_read_max_bytes = need;
+    /* The send slab must hold a whole response (and then some), or a big
+     * answer would be refused by the loop (-ENOBUFS). */
+    uint64_t slab_need = cfg->max_response_bytes + (1u << 20);
+    if ((uint64_t)lc.send_buf_count * lc.send_buf_bytes < slab_need)
+        lc.send_buf_count = (uint32_t)((slab_need + lc.send_buf_bytes - 1) / lc.send_buf_bytes);
     uint32_t timers = cfg->max_inflight_batches + co->n_models + 16;
     if (lc.max_timers < timers) lc.max_timers = timers;
     core->loop = rs_loop_create(&lc, err);
