@@ -405,6 +405,9 @@ static uint32_t due_rows(const rs_batcher *b, uint64_t now_us) {
     uint32_t max = b->cfg.max_batch_size;
     if (q >= max) return max;
     if (b->largest_preferred && q >= b->largest_preferred) return b->largest_preferred;
+    /* Idle: nothing of this model is running, so waiting for company only
+     * adds latency; under load the in-flight batches make requests queue. */
+    if (b->cfg.dispatch_when_idle && b->st.inflight == 0) return q;
     uint64_t oldest = oldest_enqueued(b);
     if (now_us < oldest || now_us - oldest < b->cfg.max_queue_delay_us) return 0;
     uint32_t best = 0;

@@ -61,6 +61,7 @@ typedef struct rs_batcher_config {
     uint32_t priority_levels;    /* 1..RS_BATCHER_MAX_PRIORITIES */
     uint32_t default_priority;   /* 1..priority_levels */
     bool batchable;
+    bool dispatch_when_idle; /* nothing in flight: flush what is queued at once */
 } rs_batcher_config;
 
 /* max_batch_size 8, delay 500 µs, no preferred sizes, queue 1024, inflight 0

@@ -143,6 +143,7 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
         bc.batchable = m->batchable;
         bc.max_batch_size = m->batchable ? m->max_batch_size : 1;
         bc.max_queue_delay_us = m->batching.max_queue_delay_us;
+        bc.dispatch_when_idle = m->batching.dispatch_when_idle;
         bc.preferred_count = m->batching.preferred_count < RS_BATCHER_MAX_PREFERRED ? m->batching.preferred_count
                                                                                    : RS_BATCHER_MAX_PREFERRED;
         for (uint32_t k = 0; k < bc.preferred_count; k++)

@@ -17,7 +17,7 @@
  *   batchable: true                  # false: every request runs alone
  *   max_batch_size: 128              # 1..RS_MODEL_MAX_BATCH (1 if !batchable)
  *   batching: {max_queue_delay_us: 500, preferred_batch_sizes: [8, 32],
- *              max_queue_size: 1024}
+ *              max_queue_size: 1024, dispatch_when_idle: false}
  *   cache: on                        # on|off: responses may be cached
  *   quantized: none                  # none|int8
  *   instances: 1                     # compute instances per worker
@@ -111,6 +111,10 @@ typedef struct rs_model_batching {
     uint32_t preferred_count;
     uint32_t preferred_batch_sizes[RS_MODEL_MAX_PREFERRED]; /* ascending, <= max_batch_size */
     uint32_t max_queue_size;
+    /* Dispatch at once, whatever is queued, when none of this model's
+     * batches is in flight (low load: no waiting for company); under load
+     * batches form while earlier ones run. Default false. */
+    bool dispatch_when_idle;
 } rs_model_batching;
 
 typedef struct rs_model {

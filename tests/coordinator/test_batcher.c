@@ -365,10 +365,41 @@ static void test_not_batchable(void **state) {
     rs_batcher_destroy(b);
 }
 
+/* dispatch_when_idle: with nothing in flight a lone request goes at once;
+ * while a batch is in flight, requests wait for the delay (or the size). */
+static void test_dispatch_when_idle(void **state) {
+    (void)state;
+    rs_batcher_config cfg;
+    rs_batcher_config_default(&cfg);
+    cfg.max_batch_size = 8;
+    cfg.max_queue_delay_us = 1000;
+    cfg.dispatch_when_idle = true;
+    rs_batcher *b = make(&cfg);
+    rs_batcher_item items[8];
+    tokens exp = {0}, done = {0};
+    assert_int_equal(submit(b, 100, 1), RS_BATCHER_QUEUED);
+    assert_int_equal(rs_batcher_next_event_us(b, 100), 100); /* due now: idle */
+    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items, NULL), 1);
+    uint32_t first = items[0].ticket;
+    /* busy: the next two wait for the delay from the first of them */
+    assert_int_equal(submit(b, 110, 2), RS_BATCHER_QUEUED);
+    assert_int_equal(submit(b, 120, 3), RS_BATCHER_QUEUED);
+    assert_int_equal(rs_batcher_poll(b, 500, collect, &exp, items, NULL), 0);
+    assert_int_equal(rs_batcher_next_event_us(b, 500), 1110);
+    /* the running batch ends: idle again, both go together at once */
+    assert_int_equal(rs_batcher_complete(b, first, collect, &done), 1);
+    assert_int_equal(rs_batcher_poll(b, 600, collect, &exp, items, NULL), 2);
+    assert_int_equal(items[0].token, 2);
+    assert_int_equal(items[1].token, 3);
+    assert_int_equal(exp.n, 0);
+    rs_batcher_destroy(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_flush_by_size),
+        cmocka_unit_test(test_dispatch_when_idle),
         cmocka_unit_test(test_flush_by_delay_from_first_arrival),
         cmocka_unit_test(test_preferred_sizes),
         cmocka_unit_test(test_queue_full_overloaded),

@@ -136,7 +136,7 @@ class Harness:
         if exc_type is not None:
             for p in self.procs:
                 sys.stderr.write(f"---- log of {' '.join(p.args)}\n{p.output()[-6000:]}\n")
-        else:
+        elif not os.environ.get("RS_KEEP_TMP"):  # RS_KEEP_TMP=1 keeps logs for debugging
             shutil.rmtree(self.dir, ignore_errors=True)
         return False
 

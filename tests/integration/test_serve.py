@@ -70,7 +70,7 @@ health:
   failure_threshold: 3
   success_threshold: 1
 cluster:
-  heartbeat_timeout_ms: 3000
+  heartbeat_timeout_ms: 15000
 retry:
   max_attempts: 3
   budget_percent: 100

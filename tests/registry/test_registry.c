@@ -35,7 +35,7 @@ static void test_full_model(void **state) {
     const char *text = HEAD
         "batchable: true\n"
         "max_batch_size: 64\n"
-        "batching: {max_queue_delay_us: 250, preferred_batch_sizes: [4, 16, 64], max_queue_size: 99}\n"
+        "batching: {max_queue_delay_us: 250, preferred_batch_sizes: [4, 16, 64], max_queue_size: 99, dispatch_when_idle: true}\n"
         "cache: on\n"
         "quantized: int8\n"
         "instances: 3\n"
@@ -68,6 +68,7 @@ static void test_full_model(void **state) {
     assert_int_equal(m.batching.preferred_count, 3);
     assert_int_equal(m.batching.preferred_batch_sizes[2], 64);
     assert_int_equal(m.batching.max_queue_size, 99);
+    assert_true(m.batching.dispatch_when_idle);
     assert_true(m.cache);
     assert_int_equal(m.quantized, RS_MODEL_QUANT_INT8);
     assert_int_equal(m.instances, 3);
@@ -110,6 +111,7 @@ static void test_defaults(void **state) {
     assert_int_equal(m.batching.max_queue_delay_us, 1000);
     assert_int_equal(m.batching.preferred_count, 0);
     assert_int_equal(m.batching.max_queue_size, 1024);
+    assert_false(m.batching.dispatch_when_idle);
     assert_false(m.cache);
     assert_int_equal(m.quantized, RS_MODEL_QUANT_NONE);
     assert_int_equal(m.instances, 1);
@@ -193,6 +195,8 @@ static void test_bad_fields(void **state) {
          "m.yaml:6: max_batch_size: '8': must be 1 when batchable is false"},
         {HEAD "batching: {max_queue_delay_us: -1}\n",
          "m.yaml:5: batching.max_queue_delay_us: '-1': expected a non-negative integer"},
+        {HEAD "batching: {dispatch_when_idle: sometimes}\n",
+         "m.yaml:5: batching.dispatch_when_idle: 'sometimes': expected true/false (or on/off, yes/no)"},
         {HEAD "batching: {max_queue_size: 0}\n",
          "m.yaml:5: batching.max_queue_size: '0': out of range [1, 1000000]"},
         {HEAD "max_batch_size: 16\nbatching: {preferred_batch_sizes: [4, 32]}\n",
@@ -203,7 +207,7 @@ static void test_bad_fields(void **state) {
          "strictly ascending"},
         {HEAD "batching: {delay: 3}\n",
          "m.yaml:5: batching.delay: unknown field (allowed: max_queue_delay_us, "
-         "preferred_batch_sizes, max_queue_size)"},
+         "preferred_batch_sizes, max_queue_size, dispatch_when_idle)"},
         {HEAD "cache: sometimes\n",
          "m.yaml:5: cache: 'sometimes': expected true/false (or on/off, yes/no)"},
         {HEAD "quantized: int4\n", "m.yaml:5: quantized: 'int4': expected one of none|int8"},

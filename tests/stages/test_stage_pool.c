@@ -182,6 +182,23 @@ static int run_softmax(rs_stage_pool *pl, uint32_t id, uint32_t slot, char *why)
     return rs_stage_pool_run(pl, slot, id, &io, &arena_b, why, 256);
 }
 
+/* Waits (bounded) until pid is a zombie or gone. */
+static void wait_dead(int pid) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    for (int i = 0; i < 5000; i++) {
+        FILE *f = fopen(path, "r");
+        if (!f) return;
+        char buf[256] = "";
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        if (rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X')) return;
+        usleep(1000);
+    }
+}
+
 static void test_crash_and_hang(void **state) {
     (void)state;
     rs_stage_pool *pl = make_pool(1, 1 << 16, 2000); /* a respawn must fit too, on a loaded machine */
@@ -204,6 +221,7 @@ static void test_crash_and_hang(void **state) {
     int pid = rs_stage_pool_pid(pl, 0);
     assert_true(pid > 0);
     assert_int_equal(kill(pid, SIGKILL), 0);
+    wait_dead(pid); /* the signal is asynchronous: let it land before the next batch */
     assert_int_equal(run_softmax(pl, id, 0, why), -RS_E_BACKEND);
     assert_non_null(strstr(why, "exited"));
     assert_int_equal(rs_stage_pool_pid(pl, 0), -1);
