@@ -138,7 +138,7 @@ static void bc_complete(bconn *bc, int kind, uint32_t status) {
     bc->busy = false;
     if (t->cfg->timeout_ms) rs_loop_timer_cancel(t->loop, &bc->timer);
     if (kind < 0) {
-        if (bc->intended_ns >= t->measure_start_ns && now <= t->end_ns) {
+        if (now >= t->measure_start_ns && now <= t->end_ns) {
             rs_bhist_record(&t->res->hist, now - bc->intended_ns);
             t->res->ok++;
             t->res->cache_hits += bc->cache_hit;

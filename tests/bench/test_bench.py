@@ -183,9 +183,10 @@ class BenchMemcache(unittest.TestCase):
         self.assertEqual(code, 0, p.stderr)
         self.check_ok(r, "memcache")
         self.assertEqual(r["mode"], "open")
-        # 500/s for 1 s: the schedule sends ~500 (a slow machine sends late, not more)
+        # 500/s for 1 s: ~500 complete in the window (a slow machine sends late,
+        # not more; +1 per connection for a request sent just before the window)
         self.assertGreater(r["requests"], 250)
-        self.assertLessEqual(r["requests"], 502)
+        self.assertLessEqual(r["requests"], 504)
 
     def test_missing_key_counts_misses(self):
         code, r, p = bench_json("--memcache", self.addr(), "--key", "never-set", "--duration", "0.5",
