@@ -19,7 +19,7 @@ void rs_coord_config_default(rs_coord_config *cfg) {
     cfg->max_frame_bytes = 64u << 20;
     cfg->max_response_bytes = 8 * 1024 * 1024;
     cfg->max_inflight_batches = 1024;
-    cfg->max_batches_per_model = 4;
+    cfg->max_batches_per_model = 2;
     cfg->default_timeout_us = 30 * 1000 * 1000;
     cfg->worker_timeout_ms = 10000;
     cfg->drain_timeout_ms = 5000;
@@ -78,7 +78,7 @@ int rs_coord_config_parse(const rs_cfg_node *root, rs_coord_config *out, rs_err 
             return -1;
         if (rs_cfg_u64(&s, "max_inflight_batches", false, 1024, 1, 1u << 16, &v, err)) return -1;
         out->max_inflight_batches = (uint32_t)v;
-        if (rs_cfg_u64(&s, "max_batches_per_model", false, 4, 1, 1u << 16, &v, err)) return -1;
+        if (rs_cfg_u64(&s, "max_batches_per_model", false, 2, 1, 1u << 16, &v, err)) return -1;
         out->max_batches_per_model = (uint32_t)v;
         if (rs_cfg_u64(&s, "default_timeout_us", false, 30000000, 0, 3600ull * 1000000,
                        &out->default_timeout_us, err))

@@ -48,7 +48,7 @@ static void test_server_defaults_and_values(void **state) {
     assert_int_equal(c.trace_sample_percent, 5);
     assert_int_equal(parse_server("telemetry: {trace: on}\n", &c, &err), 0);
     assert_int_equal(c.trace, RS_TRACE_ON);
-    assert_int_equal(c.max_batches_per_model, 4); /* default */
+    assert_int_equal(c.max_batches_per_model, 2); /* default */
     assert_int_equal(parse_server("server: {max_batches_per_model: 1}\n", &c, &err), 0);
     assert_int_equal(c.max_batches_per_model, 1);
     assert_int_equal(parse_server("server: {max_batches_per_model: 0}\n", &c, &err), -1);
