@@ -97,6 +97,8 @@ typedef struct rs_req {
     bool no_cache;
     bool cacheable;
     rs_kv_key key;
+    bool has_http_key; /* the rendered HTTP answer may be cached under http_key */
+    rs_kv_key http_key;
     uint64_t t_recv_ns, t_parsed_ns, t_cached_ns, t_queued_ns, t_dispatch_ns, t_worker_ns;
     uint32_t n_outputs_framed;
     /* Not cleared on reuse (large): */

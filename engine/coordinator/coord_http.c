@@ -15,6 +15,8 @@
 #include "engine/common/clock.h"
 #include "engine/common/log.h"
 #include <json-c/json.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 #include "engine/coordinator/coord.h"
 
@@ -127,6 +129,68 @@ static void h_model_ready(rs_http_server *s, const rs_http_request *req, void *a
 
 /* ---- inference ---------------------------------------------------------------------- */
 
+/* The rendered-answer cache. A repeated HTTP body (same model, same bytes,
+ * so the same inputs, id and output options) is answered from the bytes
+ * rendered the first time: no JSON parse, no render. Entries live in the
+ * shared response cache next to the tensor entries, under a key of their
+ * own domain: [magic u32][json_len u32][body]. */
+#define RS_HTTP_BODY_MAGIC 0x59444f42u /* "BODY" */
+
+static rs_kv_key rs_http_body_key(const rs_model *m, size_t json_len, const uint8_t *body, size_t len) {
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    static const char domain[] = "ringserve/http-answer/v1";
+    XXH3_128bits_update(&st, domain, sizeof(domain));
+    XXH3_128bits_update(&st, m->name, strlen(m->name) + 1);
+    uint64_t nums[3] = {m->version, json_len, len};
+    XXH3_128bits_update(&st, nums, sizeof(nums));
+    XXH3_128bits_update(&st, body, len);
+    XXH128_hash_t h = XXH3_128bits_digest(&st);
+    rs_kv_key k = {.lo = h.low64, .hi = h.high64};
+    return k;
+}
+
+static bool rs_http_cached_answer(rs_core *core, rs_req *r) {
+    size_t len = 0;
+    if (rs_kv_get(core->co->kv, &r->http_key, core->scratch2, core->scratch2_bytes, &len) != RS_KV_OK)
+        return false;
+    uint32_t hdr[2];
+    if (len < sizeof(hdr)) return false;
+    memcpy(hdr, core->scratch2, sizeof(hdr));
+    size_t body_len = len - sizeof(hdr);
+    if (hdr[0] != RS_HTTP_BODY_MAGIC || hdr[1] > body_len) return false;
+    char ihcl[24];
+    rs_http_header hdrs[2];
+    uint32_t nh = 0;
+    hdrs[nh++] = (rs_http_header){.name = rs_str_c("X-Ringserve-Cache"), .value = rs_str_c("hit")};
+    if (hdr[1] < body_len) {
+        snprintf(ihcl, sizeof(ihcl), "%u", hdr[1]);
+        hdrs[nh++] = (rs_http_header){.name = rs_str_c("Inference-Header-Content-Length"), .value = rs_str_c(ihcl)};
+    }
+    struct iovec iov = {.iov_base = core->scratch2 + sizeof(hdr), .iov_len = body_len};
+    rs_http_response resp = {.status = 200,
+                             .content_type = hdr[1] < body_len ? "application/octet-stream" : "application/json",
+                             .headers = hdrs,
+                             .header_count = nh,
+                             .body = &iov,
+                             .body_iovcnt = 1};
+    rs_http_respond(core->http, r->http, &resp);
+    r->t_parsed_ns = r->t_cached_ns = rs_now_ns();
+    rs_metrics_counter_add(core->ms, core->co->m_cache_hit[r->model_index], 1);
+    rs_core_record(core, r, RS_RO_CACHE_HIT);
+    rs_req_free(core, r);
+    return true;
+}
+
+/* After an answer was rendered into core->scratch: keep it for repeats. */
+static void rs_http_cache_store(rs_core *core, rs_req *r, size_t json_len, size_t total) {
+    if (!r->has_http_key || total + 8 > core->scratch2_bytes) return;
+    uint32_t hdr[2] = {RS_HTTP_BODY_MAGIC, (uint32_t)json_len};
+    memcpy(core->scratch2, hdr, sizeof(hdr));
+    memcpy(core->scratch2 + sizeof(hdr), core->scratch, total);
+    rs_kv_set(core->co->kv, &r->http_key, core->scratch2, total + sizeof(hdr), RS_KV_TTL_DEFAULT);
+}
+
 static void h_infer(rs_http_server *s, const rs_http_request *req, void *arg) {
     (void)arg;
     rs_core *core = rs_core_of(s);
@@ -162,16 +226,20 @@ static void h_infer(rs_http_server *s, const rs_http_request *req, void *arg) {
         rs_req_fail(core, r, RS_E_INVALID_INPUT, "%s", err.msg);
         return;
     }
+    if (core->co->kv && r->model->cache && !r->no_cache && req->body_len > 0) {
+        r->http_key = rs_http_body_key(r->model, json_len, req->body, req->body_len);
+        r->has_http_key = true;
+        if (rs_http_cached_answer(core, r)) return;
+    }
     rs_kserve_arena arena;
     rs_kserve_arena_init(&arena, r->arena, r->arena_cap);
     if (rs_kserve_parse_infer(req->body, req->body_len, json_len, &r->kreq, &arena, &err) != 0) {
         rs_req_fail(core, r, RS_E_INVALID_INPUT, "%s", err.msg);
         return;
     }
-    if (r->kreq.has_id)
-        snprintf(r->id, sizeof(r->id), "%s", r->kreq.id);
-    else
-        snprintf(r->id, sizeof(r->id), "rs-%u-%" PRIu64, core->index, ++core->batch_seq);
+    /* The answer carries the request's id when it had one (KServe v2); none is
+     * made up, so that identical bodies get identical answers. */
+    if (r->kreq.has_id) snprintf(r->id, sizeof(r->id), "%s", r->kreq.id);
     if (r->kreq.params.async) {
         uint64_t id = rs_async_reserve(core->co, RS_ORIGIN_ASYNC_HTTP);
         if (!id) {
@@ -217,6 +285,7 @@ void rs_coord_http_answer(rs_core *core, rs_req *r, const rs_tensor_list *output
         rs_async_complete(core->co, r->async_id, RS_OK, core->scratch, total, json_len);
         return;
     }
+    rs_http_cache_store(core, r, json_len, total);
     char ihcl[24];
     rs_http_header hdrs[2];
     uint32_t nh = 0;

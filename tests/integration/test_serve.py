@@ -206,7 +206,20 @@ class ServeTest(unittest.TestCase):
         st2, h2, d2 = self.post("/v2/models/digits/infer", body)
         self.assertEqual(st2, 200, d2)
         self.assertEqual(h2.get("x-ringserve-cache"), "hit")
-        self.assertEqual(json.loads(d1)["outputs"], json.loads(d2)["outputs"])
+        self.assertEqual(d1, d2)  # the repeat is the same answer, byte for byte
+        # the same inputs under another id: a hit (tensor cache) answered with that id
+        body3 = infer_body([rows[0][0]], id="other-id")
+        st3, h3, d3 = self.post("/v2/models/digits/infer", body3)
+        self.assertEqual(st3, 200, d3)
+        self.assertEqual(h3.get("x-ringserve-cache"), "hit")
+        self.assertEqual(json.loads(d3)["id"], "other-id")
+        self.assertEqual(json.loads(d3)["outputs"], json.loads(d1)["outputs"])
+        # asking for one output only: a hit with just that output
+        body4 = dict(infer_body([rows[0][0]]), outputs=[{"name": "label"}])
+        st4, h4, d4 = self.post("/v2/models/digits/infer", body4)
+        self.assertEqual(st4, 200, d4)
+        self.assertEqual([o["name"] for o in json.loads(d4)["outputs"]], ["label"])
+        self.assertNotIn("id", json.loads(d1))  # no id asked, none made up
         _, _, m = http_request(self.http, "GET", "/metrics")
         hits = metric(m.decode(), "rs_cache_hits_total", {"model": "digits"})
         self.assertIsNotNone(hits)
