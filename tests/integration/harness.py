@@ -9,6 +9,7 @@ RINGSERVE_BUILD.
 """
 import http.client
 import json
+import re
 import shutil
 import os
 import signal
@@ -133,12 +134,27 @@ class Harness:
     def __exit__(self, exc_type, exc, tb):
         for p in self.procs:
             p.stop()
+        self._remove_cache_segments()
         if exc_type is not None:
             for p in self.procs:
                 sys.stderr.write(f"---- log of {' '.join(p.args)}\n{p.output()[-6000:]}\n")
         elif not os.environ.get("RS_KEEP_TMP"):  # RS_KEEP_TMP=1 keeps logs for debugging
             shutil.rmtree(self.dir, ignore_errors=True)
         return False
+
+    def _remove_cache_segments(self):
+        """A cache segment outlives its processes by design (warm restarts);
+        a test's must not outlive the test: /dev/shm is memory."""
+        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
+            if not name.endswith(".yaml"):
+                continue
+            with open(os.path.join(self.dir, name)) as f:
+                text = f.read()
+            for m in re.finditer(r"^cache:\s*\n(?:[ \t]+.*\n)*?[ \t]+name:\s*([A-Za-z0-9._-]+)", text, re.M):
+                try:
+                    os.unlink(os.path.join("/dev/shm", m.group(1)))
+                except OSError:
+                    pass
 
     def path(self, name):
         return os.path.join(self.dir, name)
