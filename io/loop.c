@@ -192,19 +192,14 @@ rs_conn *rs__conn_alloc(rs_loop *loop) {
     if (loop->conn_free_n == 0) return NULL;
     uint32_t slot = loop->conn_free[--loop->conn_free_n];
     rs_conn *c = &loop->conns[slot];
-    /* A freed slot may still be linked in this iteration's work lists (its
-     * entries are skipped by state); keep the links intact. */
-    rs_conn keep = *c;
+    /* A slot reaches the free list only once no work list links it
+     * (rs__conn_release_slot), so it can be cleared whole. */
+    RS_ASSERT(!c->in_flush && !c->in_pending && !c->in_pool_wait);
+    uint32_t gen = c->gen;
     memset(c, 0, sizeof(*c));
     c->loop = loop;
     c->slot = slot;
-    c->gen = keep.gen;
-    c->in_flush = keep.in_flush;
-    c->flush_next = keep.flush_next;
-    c->in_pending = keep.in_pending;
-    c->pending_next = keep.pending_next;
-    c->in_pool_wait = keep.in_pool_wait;
-    c->pool_wait_next = keep.pool_wait_next;
+    c->gen = gen;
     c->fd = -1;
     c->rblock = RS_NONE;
     c->wq_head = c->wq_tail = RS_NONE;
