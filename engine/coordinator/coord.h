@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "engine/common/config.h"
 #include "engine/common/err.h"
@@ -215,7 +216,22 @@ struct rs_coord {
     uint64_t async_seq;
 };
 
+/* Copies a wire string into a NUL-terminated buffer, cut to cap - 1 bytes. */
+static inline void rs_str_copy(char *dst, size_t cap, rs_str s) {
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    memcpy(dst, s.ptr, n);
+    dst[n] = '\0';
+}
+
+/* coordinator.c */
+/* Address space reserved at start-up; pages cost memory only once touched. */
+void *rs_coord_reserve(size_t bytes);
+
 /* coord_request.c */
+/* The model for a name and a version text ("" = latest), and its index in
+ * the registry (index may be NULL). NULL with a sentence in why. */
+const rs_model *rs_coord_find_model(const rs_coord *co, rs_str name, rs_str version, uint32_t *index,
+                                    char *why, size_t why_bytes);
 int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err);
 void rs_core_fini(rs_core *core);
 rs_req *rs_req_alloc(rs_core *core);

@@ -37,9 +37,8 @@ int rs_async_init(rs_coord *co, rs_err *err) {
         return -1;
     }
     size_t total = (size_t)n * co->cfg.max_async_result_bytes;
-    uint8_t *mem = mmap(NULL, total, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mem == MAP_FAILED) {
+    uint8_t *mem = rs_coord_reserve(total);
+    if (!mem) {
         rs_err_set(err, "async table: cannot reserve %zu bytes", total);
         free(co->async);
         co->async = NULL;

@@ -290,9 +290,7 @@ static void rs_on_batch_response(rs_core *core, rs_wconn *w, uint64_t wire_id,
             n++;
             if (it0.status == RS_E_OVERLOADED || it0.status == RS_E_TRANSIENT) {
                 busy++;
-                uint32_t len = it0.message.len < RS_MAX_ERROR_MSG_BYTES ? it0.message.len : RS_MAX_ERROR_MSG_BYTES;
-                memcpy(why, it0.message.ptr, len);
-                why[len] = '\0';
+                rs_str_copy(why, sizeof(why), it0.message);
             }
         }
         if (n > 0 && busy == n) {
@@ -314,9 +312,7 @@ static void rs_on_batch_response(rs_core *core, rs_wconn *w, uint64_t wire_id,
                               .worker_ns = now};
         char msg[RS_MAX_ERROR_MSG_BYTES + 1];
         if (item.status != RS_OK) {
-            uint32_t n = item.message.len < RS_MAX_ERROR_MSG_BYTES ? item.message.len : RS_MAX_ERROR_MSG_BYTES;
-            memcpy(msg, item.message.ptr, n);
-            msg[n] = '\0';
+            rs_str_copy(msg, sizeof(msg), item.message);
             res.message = msg;
             if (item.status == RS_E_TRANSIENT) transient = true;
         } else {

@@ -31,12 +31,6 @@ typedef struct rs_member_msg {
     _Atomic uint32_t refs;
 } rs_member_msg;
 
-static void rs_copy_str(char *dst, size_t cap, rs_str s) {
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    memcpy(dst, s.ptr, n);
-    dst[n] = '\0';
-}
-
 static void rs_member_apply(rs_loop *loop, void *arg) {
     rs_member_msg *mm = arg;
     rs_core *core = rs_loop_udata(loop);
@@ -79,15 +73,15 @@ void rs_coord_broadcast_register(rs_coord *co, const rs_register_msg *m, uint32_
     rs_member_msg *mm = rs_member_new(co, RS_MSG_REGISTER);
     if (!mm) return;
     mm->reg = *m;
-    rs_copy_str(mm->worker_id, sizeof(mm->worker_id), m->worker_id);
-    rs_copy_str(mm->host, sizeof(mm->host), m->host);
-    rs_copy_str(mm->token, sizeof(mm->token), m->token);
+    rs_str_copy(mm->worker_id, sizeof(mm->worker_id), m->worker_id);
+    rs_str_copy(mm->host, sizeof(mm->host), m->host);
+    rs_str_copy(mm->token, sizeof(mm->token), m->token);
     mm->reg.worker_id = rs_str_c(mm->worker_id);
     mm->reg.host = rs_str_c(mm->host);
     mm->reg.token = rs_str_c(mm->token);
     for (uint32_t i = 0; i < m->n_models && i < RS_MAX_WORKER_MODELS; i++) {
-        rs_copy_str(mm->names[i], sizeof(mm->names[i]), m->models[i].name);
-        rs_copy_str(mm->versions[i], sizeof(mm->versions[i]), m->models[i].version);
+        rs_str_copy(mm->names[i], sizeof(mm->names[i]), m->models[i].name);
+        rs_str_copy(mm->versions[i], sizeof(mm->versions[i]), m->models[i].version);
         mm->reg.models[i].name = rs_str_c(mm->names[i]);
         mm->reg.models[i].version = rs_str_c(mm->versions[i]);
     }
@@ -98,7 +92,7 @@ void rs_coord_broadcast_heartbeat(rs_coord *co, const rs_heartbeat_msg *m, uint3
     rs_member_msg *mm = rs_member_new(co, RS_MSG_HEARTBEAT);
     if (!mm) return;
     mm->hb = *m;
-    rs_copy_str(mm->worker_id, sizeof(mm->worker_id), m->worker_id);
+    rs_str_copy(mm->worker_id, sizeof(mm->worker_id), m->worker_id);
     mm->hb.worker_id = rs_str_c(mm->worker_id);
     rs_member_post(co, mm, skip_core);
 }
@@ -106,7 +100,7 @@ void rs_coord_broadcast_heartbeat(rs_coord *co, const rs_heartbeat_msg *m, uint3
 void rs_coord_broadcast_deregister(rs_coord *co, rs_str worker_id) {
     rs_member_msg *mm = rs_member_new(co, RS_MSG_DEREGISTER);
     if (!mm) return;
-    rs_copy_str(mm->worker_id, sizeof(mm->worker_id), worker_id);
+    rs_str_copy(mm->worker_id, sizeof(mm->worker_id), worker_id);
     rs_member_post(co, mm, UINT32_MAX);
 }
 
@@ -145,43 +139,6 @@ static int rs_copy_inputs(rs_req *r, const rs_tensor_list *in, char *why, size_t
     return 0;
 }
 
-static const rs_model *rs_lookup_model(rs_coord *co, rs_str name, rs_str version, uint32_t *index,
-                                       char *why, size_t why_bytes) {
-    uint32_t v = 0;
-    if (version.len > 0) {
-        char buf[16];
-        if (version.len >= sizeof(buf)) {
-            snprintf(why, why_bytes, "version '%.*s' is not a number", (int)version.len, version.ptr);
-            return NULL;
-        }
-        memcpy(buf, version.ptr, version.len);
-        buf[version.len] = '\0';
-        char *end = NULL;
-        unsigned long x = strtoul(buf, &end, 10);
-        if (!end || *end || x == 0 || x > RS_MODEL_MAX_VERSION) {
-            snprintf(why, why_bytes, "version '%s' is not a model version number", buf);
-            return NULL;
-        }
-        v = (uint32_t)x;
-    }
-    const rs_model *m = rs_registry_findn(co->registry, name.ptr, name.len, v);
-    if (!m) {
-        if (v)
-            snprintf(why, why_bytes, "unknown model '%.*s' version %u", (int)name.len, name.ptr, v);
-        else
-            snprintf(why, why_bytes, "unknown model '%.*s'", (int)name.len, name.ptr);
-        return NULL;
-    }
-    for (uint32_t i = 0; i < co->n_models; i++) {
-        if (rs_registry_at(co->registry, i) == m) {
-            *index = i;
-            return m;
-        }
-    }
-    snprintf(why, why_bytes, "model '%.*s' is not served here", (int)name.len, name.ptr);
-    return NULL;
-}
-
 static void rs_framed_infer(rs_core *core, rs_conn *c, const rs_frame_msg *m, bool async) {
     const rs_infer_request *q = &m->u.infer_req;
     uint64_t wire_id = m->hdr.request_id;
@@ -189,7 +146,7 @@ static void rs_framed_infer(rs_core *core, rs_conn *c, const rs_frame_msg *m, bo
     if (!r) {
         uint32_t mi = core->co->n_models;
         char why[256];
-        rs_lookup_model(core->co, q->model, q->version, &mi, why, sizeof(why));
+        rs_coord_find_model(core->co, q->model, q->version, &mi, why, sizeof(why));
         rs_metrics_counter_add(core->ms, core->co->m_requests[mi * RS_RO_COUNT_ + RS_RO_OVERLOADED], 1);
         rs_framed_send_error(c, wire_id, RS_E_OVERLOADED, "overloaded: too many requests in flight (server.max_pending %u)",
                              core->co->cfg.max_pending);
@@ -198,9 +155,9 @@ static void rs_framed_infer(rs_core *core, rs_conn *c, const rs_frame_msg *m, bo
     r->origin = RS_ORIGIN_FRAMED;
     r->conn = rs_conn_get_id(c);
     r->wire_id = wire_id;
-    rs_copy_str(r->id, sizeof(r->id), q->id);
-    rs_copy_str(r->traceparent, sizeof(r->traceparent), q->traceparent);
-    rs_copy_str(r->routing_key, sizeof(r->routing_key), q->routing_key);
+    rs_str_copy(r->id, sizeof(r->id), q->id);
+    rs_str_copy(r->traceparent, sizeof(r->traceparent), q->traceparent);
+    rs_str_copy(r->routing_key, sizeof(r->routing_key), q->routing_key);
     r->no_cache = (m->hdr.flags & RS_FRAME_F_NO_CACHE) != 0;
     if (q->priority > 0) {
         r->kreq.params.has_priority = true;
@@ -212,9 +169,9 @@ static void rs_framed_infer(rs_core *core, rs_conn *c, const rs_frame_msg *m, bo
     }
     r->n_outputs_framed = q->n_outputs;
     for (uint32_t i = 0; i < q->n_outputs && i < RS_MAX_TENSORS; i++)
-        rs_copy_str(r->outputs_framed[i], sizeof(r->outputs_framed[i]), q->outputs[i]);
+        rs_str_copy(r->outputs_framed[i], sizeof(r->outputs_framed[i]), q->outputs[i]);
     char why[256];
-    r->model = rs_lookup_model(core->co, q->model, q->version, &r->model_index, why, sizeof(why));
+    r->model = rs_coord_find_model(core->co, q->model, q->version, &r->model_index, why, sizeof(why));
     if (!r->model) {
         rs_req_fail(core, r, RS_E_UNKNOWN_MODEL, "%s", why);
         return;
@@ -277,7 +234,7 @@ static void rs_framed_register(rs_core *core, rs_conn *c, const rs_frame_msg *m)
         fc = calloc(1, sizeof(*fc));
         rs_conn_set_udata(c, fc);
     }
-    if (fc) rs_copy_str(fc->worker_id, sizeof(fc->worker_id), m->u.reg.worker_id);
+    if (fc) rs_str_copy(fc->worker_id, sizeof(fc->worker_id), m->u.reg.worker_id);
     /* Every other core applies the same registration. */
     rs_coord_broadcast_register(core->co, &m->u.reg, core->index);
     /* The ACK tells the worker how often to heartbeat: three beats per window. */

@@ -22,12 +22,6 @@
 
 static rs_core *rs_core_of(rs_http_server *s) { return rs_http_server_user(s); }
 
-static void rs_copy_rs_str(char *dst, size_t cap, const rs_str *s) {
-    size_t n = s->len < cap - 1 ? s->len : cap - 1;
-    memcpy(dst, s->ptr, n);
-    dst[n] = '\0';
-}
-
 static void rs_respond_json_text(rs_http_server *s, rs_http_handle h, int status, const char *json) {
     rs_http_respond_json(s, h, status, json, strlen(json));
 }
@@ -71,33 +65,12 @@ static void h_server_meta(rs_http_server *s, const rs_http_request *req, void *a
     rs_http_respond_json(s, req->handle, 200, body, n < sizeof(body) ? n : sizeof(body) - 1);
 }
 
+/* The route's {model} and optional {version}. */
 static const rs_model *rs_http_model(rs_core *core, const rs_http_request *req, uint32_t *index,
                                      char *why, size_t why_bytes) {
-    const rs_str *name = rs_http_param_get(req, "model");
     const rs_str *ver = rs_http_param_get(req, "version");
-    uint32_t v = 0;
-    if (ver) {
-        char buf[16];
-        char *end = NULL;
-        rs_copy_rs_str(buf, sizeof(buf), ver);
-        unsigned long x = strtoul(buf, &end, 10);
-        if (ver->len >= sizeof(buf) || !end || *end || x == 0 || x > RS_MODEL_MAX_VERSION) {
-            snprintf(why, why_bytes, "version '%.*s' is not a model version number", (int)ver->len, ver->ptr);
-            return NULL;
-        }
-        v = (uint32_t)x;
-    }
-    const rs_model *m = rs_registry_findn(core->co->registry, name->ptr, name->len, v);
-    if (!m) {
-        if (v)
-            snprintf(why, why_bytes, "unknown model '%.*s' version %u", (int)name->len, name->ptr, v);
-        else
-            snprintf(why, why_bytes, "unknown model '%.*s'", (int)name->len, name->ptr);
-        return NULL;
-    }
-    for (uint32_t i = 0; i < core->co->n_models; i++)
-        if (core->models[i].model == m) *index = i;
-    return m;
+    return rs_coord_find_model(core->co, *rs_http_param_get(req, "model"), ver ? *ver : (rs_str){0}, index,
+                               why, why_bytes);
 }
 
 static void h_model_meta(rs_http_server *s, const rs_http_request *req, void *arg) {
@@ -150,6 +123,30 @@ static rs_kv_key rs_http_body_key(const rs_model *m, size_t json_len, const uint
     return k;
 }
 
+/* Sends a rendered inference answer: JSON, or JSON followed by binary
+ * tensors (json_len < len) with Inference-Header-Content-Length.
+ * cache: "hit" / "miss" for X-Ringserve-Cache, or NULL for none. */
+static void rs_http_send_answer(rs_http_server *s, rs_http_handle h, int status, const uint8_t *body,
+                                size_t len, size_t json_len, const char *cache) {
+    char ihcl[24];
+    rs_http_header hdrs[2];
+    uint32_t nh = 0;
+    if (cache) hdrs[nh++] = (rs_http_header){.name = rs_str_c("X-Ringserve-Cache"), .value = rs_str_c(cache)};
+    bool binary = json_len < len;
+    if (binary) {
+        snprintf(ihcl, sizeof(ihcl), "%zu", json_len);
+        hdrs[nh++] = (rs_http_header){.name = rs_str_c("Inference-Header-Content-Length"), .value = rs_str_c(ihcl)};
+    }
+    struct iovec iov = {.iov_base = (void *)body, .iov_len = len};
+    rs_http_response resp = {.status = status,
+                             .content_type = binary ? "application/octet-stream" : "application/json",
+                             .headers = nh ? hdrs : NULL,
+                             .header_count = nh,
+                             .body = &iov,
+                             .body_iovcnt = 1};
+    rs_http_respond(s, h, &resp);
+}
+
 static bool rs_http_cached_answer(rs_core *core, rs_req *r) {
     size_t len = 0;
     if (rs_kv_get(core->co->kv, &r->http_key, core->scratch2, core->scratch2_bytes, &len) != RS_KV_OK)
@@ -159,22 +156,7 @@ static bool rs_http_cached_answer(rs_core *core, rs_req *r) {
     memcpy(hdr, core->scratch2, sizeof(hdr));
     size_t body_len = len - sizeof(hdr);
     if (hdr[0] != RS_HTTP_BODY_MAGIC || hdr[1] > body_len) return false;
-    char ihcl[24];
-    rs_http_header hdrs[2];
-    uint32_t nh = 0;
-    hdrs[nh++] = (rs_http_header){.name = rs_str_c("X-Ringserve-Cache"), .value = rs_str_c("hit")};
-    if (hdr[1] < body_len) {
-        snprintf(ihcl, sizeof(ihcl), "%u", hdr[1]);
-        hdrs[nh++] = (rs_http_header){.name = rs_str_c("Inference-Header-Content-Length"), .value = rs_str_c(ihcl)};
-    }
-    struct iovec iov = {.iov_base = core->scratch2 + sizeof(hdr), .iov_len = body_len};
-    rs_http_response resp = {.status = 200,
-                             .content_type = hdr[1] < body_len ? "application/octet-stream" : "application/json",
-                             .headers = hdrs,
-                             .header_count = nh,
-                             .body = &iov,
-                             .body_iovcnt = 1};
-    rs_http_respond(core->http, r->http, &resp);
+    rs_http_send_answer(core->http, r->http, 200, core->scratch2 + sizeof(hdr), body_len, hdr[1], "hit");
     r->t_parsed_ns = r->t_cached_ns = rs_now_ns();
     rs_metrics_counter_add(core->ms, core->co->m_cache_hit[r->model_index], 1);
     rs_core_record(core, r, RS_RO_CACHE_HIT);
@@ -214,9 +196,9 @@ static void h_infer(rs_http_server *s, const rs_http_request *req, void *arg) {
         return;
     }
     const rs_str *tp = rs_http_header_get(req, "traceparent");
-    if (tp) rs_copy_rs_str(r->traceparent, sizeof(r->traceparent), tp);
+    if (tp) rs_str_copy(r->traceparent, sizeof(r->traceparent), *tp);
     const rs_str *rk = rs_http_header_get(req, "x-routing-key");
-    if (rk) rs_copy_rs_str(r->routing_key, sizeof(r->routing_key), rk);
+    if (rk) rs_str_copy(r->routing_key, sizeof(r->routing_key), *rk);
     const rs_str *cc = rs_http_header_get(req, "cache-control");
     if (cc && cc->len >= 8 && memmem(cc->ptr, cc->len, "no-cache", 8)) r->no_cache = true;
     size_t json_len = req->body_len;
@@ -286,22 +268,7 @@ void rs_coord_http_answer(rs_core *core, rs_req *r, const rs_tensor_list *output
         return;
     }
     rs_http_cache_store(core, r, json_len, total);
-    char ihcl[24];
-    rs_http_header hdrs[2];
-    uint32_t nh = 0;
-    hdrs[nh++] = (rs_http_header){.name = rs_str_c("X-Ringserve-Cache"), .value = rs_str_c(cache_hit ? "hit" : "miss")};
-    if (json_len < total) {
-        snprintf(ihcl, sizeof(ihcl), "%zu", json_len);
-        hdrs[nh++] = (rs_http_header){.name = rs_str_c("Inference-Header-Content-Length"), .value = rs_str_c(ihcl)};
-    }
-    struct iovec iov = {.iov_base = core->scratch, .iov_len = total};
-    rs_http_response resp = {.status = 200,
-                             .content_type = json_len < total ? "application/octet-stream" : "application/json",
-                             .headers = hdrs,
-                             .header_count = nh,
-                             .body = &iov,
-                             .body_iovcnt = 1};
-    rs_http_respond(core->http, r->http, &resp);
+    rs_http_send_answer(core->http, r->http, 200, core->scratch, total, json_len, cache_hit ? "hit" : "miss");
 }
 
 static void h_async_poll(rs_http_server *s, const rs_http_request *req, void *arg) {
@@ -309,7 +276,7 @@ static void h_async_poll(rs_http_server *s, const rs_http_request *req, void *ar
     rs_core *core = rs_core_of(s);
     const rs_str *idp = rs_http_param_get(req, "id");
     char ids[32];
-    rs_copy_rs_str(ids, sizeof(ids), idp);
+    rs_str_copy(ids, sizeof(ids), *idp);
     char *end = NULL;
     uint64_t id = strtoull(ids, &end, 10);
     size_t len = 0, json_len = 0;
@@ -330,18 +297,8 @@ static void h_async_poll(rs_http_server *s, const rs_http_request *req, void *ar
         rs_http_respond_error(s, req->handle, 404, 0, msg);
         return;
     }
-    int code = result == RS_OK ? 200 : rs_status_http(result);
-    char ihcl[24];
-    rs_http_header hdr = {.name = rs_str_c("Inference-Header-Content-Length"), .value = rs_str_c(ihcl)};
-    snprintf(ihcl, sizeof(ihcl), "%zu", json_len);
-    struct iovec iov = {.iov_base = core->scratch, .iov_len = len};
-    rs_http_response resp = {.status = code,
-                             .content_type = json_len < len ? "application/octet-stream" : "application/json",
-                             .headers = json_len < len ? &hdr : NULL,
-                             .header_count = json_len < len ? 1 : 0,
-                             .body = &iov,
-                             .body_iovcnt = 1};
-    rs_http_respond(s, req->handle, &resp);
+    rs_http_send_answer(s, req->handle, result == RS_OK ? 200 : rs_status_http(result), core->scratch, len,
+                        json_len, NULL);
 }
 
 /* ---- telemetry ------------------------------------------------------------------------ */

@@ -228,6 +228,41 @@ void rs_req_succeed(rs_core *core, rs_req *r, const rs_tensor_list *outputs, boo
     rs_req_free(core, r);
 }
 
+/* ---- model lookup ------------------------------------------------------------ */
+
+const rs_model *rs_coord_find_model(const rs_coord *co, rs_str name, rs_str version, uint32_t *index,
+                                    char *why, size_t why_bytes) {
+    uint32_t v = 0;
+    if (version.len > 0) {
+        char buf[16];
+        char *end = NULL;
+        rs_str_copy(buf, sizeof(buf), version);
+        unsigned long x = strtoul(buf, &end, 10);
+        if (version.len >= sizeof(buf) || !end || *end || x == 0 || x > RS_MODEL_MAX_VERSION) {
+            snprintf(why, why_bytes, "version '%.*s' is not a model version number", (int)version.len,
+                     version.ptr);
+            return NULL;
+        }
+        v = (uint32_t)x;
+    }
+    const rs_model *m = rs_registry_findn(co->registry, name.ptr, name.len, v);
+    if (!m) {
+        if (v)
+            snprintf(why, why_bytes, "unknown model '%.*s' version %u", (int)name.len, name.ptr, v);
+        else
+            snprintf(why, why_bytes, "unknown model '%.*s'", (int)name.len, name.ptr);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < co->n_models; i++) {
+        if (rs_registry_at(co->registry, i) == m) {
+            if (index) *index = i;
+            return m;
+        }
+    }
+    snprintf(why, why_bytes, "model '%.*s' is not served here", (int)name.len, name.ptr);
+    return NULL;
+}
+
 /* ---- validation -------------------------------------------------------------- */
 
 static int rs_validate_inputs(const rs_model *m, const rs_tensor_list *in, char *why,

@@ -33,20 +33,14 @@
 
 static int rs_core_model_lookup(void *ctx, rs_str model, rs_str version, uint32_t *shards) {
     rs_core *core = ctx;
-    uint32_t v = 0;
-    if (version.len > 0 && version.len < 12) {
-        char buf[12];
-        memcpy(buf, version.ptr, version.len);
-        buf[version.len] = '\0';
-        v = (uint32_t)strtoul(buf, NULL, 10);
-    }
-    const rs_model *m = rs_registry_findn(core->co->registry, model.ptr, model.len, v);
+    char why[256];
+    const rs_model *m = rs_coord_find_model(core->co, model, version, NULL, why, sizeof(why));
     if (!m) return -1;
     *shards = m->shards ? m->shards : 1;
     return 0;
 }
 
-static void *rs_reserve(size_t bytes) {
+void *rs_coord_reserve(size_t bytes) {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
@@ -77,7 +71,7 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
     core->ms = rs_metrics_shard_get(co->metrics, index);
     /* requests */
     core->reqs = calloc(cfg->max_pending, sizeof(rs_req));
-    core->arenas = rs_reserve((size_t)cfg->max_pending * cfg->request_arena_bytes);
+    core->arenas = rs_coord_reserve((size_t)cfg->max_pending * cfg->request_arena_bytes);
     if (!core->reqs || !core->arenas) {
         rs_err_set(err, "core %u: cannot reserve the request pool (%u x %" PRIu64 " bytes)", index,
                    cfg->max_pending, cfg->request_arena_bytes);
@@ -93,10 +87,10 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
     /* scratch: rendered responses / batch frames, and cache values */
     core->scratch_bytes = cfg->max_frame_bytes + RS_FRAME_HEADER_BYTES;
     if (core->scratch_bytes < cfg->max_response_bytes) core->scratch_bytes = cfg->max_response_bytes;
-    core->scratch = rs_reserve(core->scratch_bytes);
+    core->scratch = rs_coord_reserve(core->scratch_bytes);
     core->scratch2_bytes = co->kvcfg.max_value_kb * 1024 + 4096;
     if (core->scratch2_bytes < cfg->max_async_result_bytes) core->scratch2_bytes = cfg->max_async_result_bytes;
-    core->scratch2 = rs_reserve(core->scratch2_bytes);
+    core->scratch2 = rs_coord_reserve(core->scratch2_bytes);
     /* batches in flight */
     core->flights = calloc(cfg->max_inflight_batches, sizeof(rs_flight));
     core->flight_items = calloc((size_t)cfg->max_inflight_batches * co->max_batch, sizeof(rs_batcher_item));
