@@ -397,7 +397,15 @@ static uint64_t oldest_enqueued(const rs_batcher *b) {
     return oldest;
 }
 
-/* Target rows of the batch due now, or 0. */
+/* Target rows of the batch due now, or 0.
+ *
+ * A full batch or the largest preferred size goes at once. Nothing of the
+ * model out (idle): a lone request goes at once with dispatch_when_idle, and
+ * a queue that reached any preferred size goes at once, whole (waiting would
+ * only add latency). Otherwise the oldest request waits up to max_queue_delay_us for
+ * company; once it has waited that long everything queued goes as one batch
+ * (cutting it down to a preferred size would run the rest as a second, small
+ * batch right behind it: more batches, less throughput, the same wait). */
 static uint32_t due_rows(const rs_batcher *b, uint64_t now_us) {
     uint32_t q = b->st.queued_rows;
     if (b->st.queued == 0) return 0;
@@ -405,17 +413,14 @@ static uint32_t due_rows(const rs_batcher *b, uint64_t now_us) {
     uint32_t max = b->cfg.max_batch_size;
     if (q >= max) return max;
     if (b->largest_preferred && q >= b->largest_preferred) return b->largest_preferred;
-    /* Idle: nothing of this model is running, so waiting for company only
-     * adds latency; under load the in-flight batches make requests queue. */
-    if (b->cfg.dispatch_when_idle && b->st.inflight == 0) return q;
+    if (b->st.inflight == 0) {
+        if (b->cfg.dispatch_when_idle) return q;
+        for (uint32_t i = 0; i < b->cfg.preferred_count; i++)
+            if (b->cfg.preferred_batch_sizes[i] <= q) return q;
+    }
     uint64_t oldest = oldest_enqueued(b);
     if (now_us < oldest || now_us - oldest < b->cfg.max_queue_delay_us) return 0;
-    uint32_t best = 0;
-    for (uint32_t i = 0; i < b->cfg.preferred_count; i++) {
-        uint32_t p = b->cfg.preferred_batch_sizes[i];
-        if (p <= q && p > best) best = p;
-    }
-    return best ? best : q;
+    return q;
 }
 
 uint32_t rs_batcher_poll(rs_batcher *b, uint64_t now_us, rs_batcher_token_fn on_expired, void *arg,

@@ -12,9 +12,12 @@
  *     queued request has waited max_queue_delay_us (the timer starts when a
  *     request arrives, not when a worker asks), or at once when the queue
  *     reaches the largest preferred batch size.
- *   - A batch flushed by the delay targets the largest preferred size that
- *     the queued rows can fill, else everything queued (up to max_batch_size).
- *     Requests are taken in order (priority, then arrival) while they fit
+ *   - With nothing of this batcher in flight (the model is idle here), a
+ *     queue that reached any preferred size flushes at once, whole (up to
+ *     max_batch_size), and with dispatch_when_idle any queue does.
+ *   - A batch flushed by the delay takes everything queued (up to
+ *     max_batch_size): the requests behind a preferred-size cut would follow
+ *     at once as a second, smaller batch. Requests are taken in order (priority, then arrival) while they fit
  *     the target; the first one is always taken, so a batch never splits a
  *     request and never exceeds max_batch_size rows.
  *   - batchable = false: every request is a batch of one, dispatched at once.

@@ -122,17 +122,27 @@ static void test_preferred_sizes(void **state) {
     rs_batcher *b = make(&cfg);
     rs_batcher_item items[16];
     tokens exp = {0};
-    /* 7 queued, delay passed: the largest preferred size that fits (4). */
-    for (uint64_t i = 1; i <= 7; i++) submit(b, 0, i);
+    /* Idle (nothing in flight): 3 queued is below every preferred size, so
+     * wait; past the smallest (5 >= 4) the whole queue goes at once, before
+     * the delay. */
+    for (uint64_t i = 1; i <= 3; i++) submit(b, 0, i);
     assert_int_equal(rs_batcher_poll(b, 50, collect, &exp, items, NULL), 0);
-    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items, NULL), 4);
-    /* The 3 left are past their delay too: no preferred size fits, send them. */
-    assert_int_equal(rs_batcher_poll(b, 100, collect, &exp, items, NULL), 3);
+    submit(b, 60, 4);
+    submit(b, 60, 30);
+    assert_int_equal(rs_batcher_poll(b, 60, collect, &exp, items, NULL), 5);
+    assert_int_equal(items[4].token, 30);
+    /* Busy (5 in flight): 7 queued past preferred 4 wait for the delay, then
+     * go as one batch of 7, not 4 then 3. */
+    for (uint64_t i = 5; i <= 11; i++) submit(b, 100, i);
+    assert_int_equal(rs_batcher_poll(b, 150, collect, &exp, items, NULL), 0);
+    assert_int_equal(rs_batcher_next_event_us(b, 150), 200);
+    assert_int_equal(rs_batcher_poll(b, 200, collect, &exp, items, NULL), 7);
     assert_int_equal(items[0].token, 5);
+    assert_int_equal(items[6].token, 11);
     /* Reaching the largest preferred size flushes at once, before the delay. */
-    for (uint64_t i = 10; i < 18; i++) submit(b, 200, i);
+    for (uint64_t i = 20; i < 28; i++) submit(b, 200, i);
     assert_int_equal(rs_batcher_poll(b, 200, collect, &exp, items, NULL), 8);
-    assert_int_equal(items[7].token, 17);
+    assert_int_equal(items[7].token, 27);
     rs_batcher_destroy(b);
 }
 
