@@ -102,6 +102,14 @@ typedef struct rs_req {
     rs_kv_key http_key;
     uint64_t t_recv_ns, t_parsed_ns, t_cached_ns, t_queued_ns, t_dispatch_ns, t_worker_ns;
     uint32_t n_outputs_framed;
+    /* A request of a single_queue model whose home is another core is lent
+     * to the home core from the hand-off until the home core posts it back;
+     * meanwhile only the home core touches it. Its result travels back in
+     * its own arena (the inputs are dead once it ends): an INFER_RESPONSE
+     * frame, or the error text. */
+    rs_core *core; /* the core that owns it (its pool, its client) */
+    rs_status remote_status;
+    uint32_t remote_len;
     /* Not cleared on reuse (large): */
     uint8_t *arena;
     size_t arena_cap;
@@ -144,6 +152,13 @@ typedef struct rs_core_model {
     rs_core *core;
     bool dirty;
     uint32_t flights; /* batches of this model out to workers (this core) */
+    /* The core whose batcher takes this model's requests: the model's home
+     * core for batching.single_queue (the others hand requests over), else
+     * this core. */
+    uint32_t home;
+    /* Batches out at once from this queue: the model's
+     * batching.max_batches_out, else server.max_batches_per_model. */
+    uint32_t max_flights;
 } rs_core_model;
 
 struct rs_core {
@@ -236,8 +251,10 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err);
 void rs_core_fini(rs_core *core);
 rs_req *rs_req_alloc(rs_core *core);
 void rs_req_free(rs_core *core, rs_req *r);
+/* A token names a request of any core (gen, core index, slot index). */
 rs_req *rs_req_from_token(rs_core *core, uint64_t token);
 uint64_t rs_req_token(const rs_req *r);
+
 /* Validates inputs against the model, computes the cache key, serves a
  * cache hit or submits to the batcher. Ends the request on every error. */
 void rs_req_submit(rs_core *core, rs_req *r);

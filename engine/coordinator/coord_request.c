@@ -1,6 +1,7 @@
 /* coord_request.c — one core's requests: the pool, validation, the cache,
  * the batcher, and how a request ends (result or one explicit error). */
 #include <inttypes.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +16,18 @@
 
 /* ---- pool ------------------------------------------------------------------ */
 
-uint64_t rs_req_token(const rs_req *r) { return ((uint64_t)r->gen << 32) | r->index; }
+/* gen (32 bits) | owning core (8) | slot (24): max_pending <= 2^20 and at
+ * most 64 io threads (coord_config.c). */
+uint64_t rs_req_token(const rs_req *r) {
+    return ((uint64_t)r->gen << 32) | ((uint64_t)r->core->index << 24) | r->index;
+}
 
 rs_req *rs_req_from_token(rs_core *core, uint64_t token) {
-    uint32_t index = (uint32_t)(token & 0xffffffffu);
+    uint32_t index = (uint32_t)(token & 0xffffffu);
+    uint32_t owner = (uint32_t)(token >> 24) & 0xffu;
     uint32_t gen = (uint32_t)(token >> 32);
-    if (index >= core->co->cfg.max_pending) return NULL;
-    rs_req *r = &core->reqs[index];
+    if (index >= core->co->cfg.max_pending || owner >= core->co->n_cores) return NULL;
+    rs_req *r = &core->co->cores[owner].reqs[index];
     if (!r->in_use || r->gen != gen) return NULL;
     return r;
 }
@@ -38,6 +44,7 @@ rs_req *rs_req_alloc(rs_core *core) {
     memset(r, 0, offsetof(rs_req, arena));
     r->index = index;
     r->gen = gen;
+    r->core = core;
     r->arena = arena;
     r->arena_cap = cap;
     r->in_use = true;
@@ -123,6 +130,50 @@ void rs_core_record(rs_core *core, rs_req *r, rs_req_outcome oc) {
     }
 }
 
+/* ---- hand-off to a single_queue model's home core, and back --------------------- */
+
+/* Posts to another core's loop. The post queues are sized for one post per
+ * request of every core (rs_core_init), so a full queue is a burst of
+ * membership events: wait for the target to drain it. */
+static void rs_post_to(rs_core *target, rs_post_fn fn, void *arg) {
+    for (uint32_t tries = 0; rs_loop_post(target->loop, fn, arg) != 0; tries++) {
+        if (tries == 100000) { /* only a stopped loop never drains */
+            RS_ERROR("cannot post to core %u (its queue stays full): a request is lost", target->index);
+            return;
+        }
+        sched_yield();
+    }
+}
+
+static void rs_req_returned(rs_loop *loop, void *arg);
+
+/* The home core ends a lent request: the result goes into the request's
+ * arena (bytes may already be there) and the request back to its owner. */
+static void rs_req_give_back(rs_core *home, rs_req *r, rs_status st, const void *bytes, size_t len) {
+    (void)home;
+    if (len > r->arena_cap) len = r->arena_cap;
+    if (bytes != r->arena) memcpy(r->arena, bytes, len);
+    r->remote_status = st;
+    r->remote_len = (uint32_t)len;
+    rs_post_to(r->core, rs_req_returned, r);
+}
+
+/* On the owner: the result of a lent request, from its arena. */
+static void rs_req_returned(rs_loop *loop, void *arg) {
+    (void)loop;
+    rs_req *r = arg;
+    rs_core *core = r->core;
+    if (r->remote_status != RS_OK) {
+        rs_req_fail(core, r, r->remote_status, "%.*s", (int)r->remote_len, (const char *)r->arena);
+        return;
+    }
+    rs_frame_msg msg;
+    char why[128];
+    int64_t n = rs_frame_decode(r->arena, r->remote_len, (uint32_t)r->arena_cap, &msg, why, sizeof(why));
+    RS_ASSERT(n > 0 && msg.hdr.type == RS_MSG_INFER_RESPONSE); /* encoded by the home core */
+    rs_req_succeed(core, r, &msg.u.infer_resp.outputs, false);
+}
+
 /* ---- ending a request ---------------------------------------------------------- */
 
 static int rs_http_status_for(rs_status st) {
@@ -139,6 +190,10 @@ void rs_req_fail(rs_core *core, rs_req *r, rs_status st, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg + off, sizeof(msg) - off, fmt, ap);
     va_end(ap);
+    if (r->core != core) {
+        rs_req_give_back(core, r, st, msg, strlen(msg));
+        return;
+    }
     uint32_t retry_after = (st == RS_E_OVERLOADED || st == RS_E_UNAVAILABLE) ? core->co->cfg.retry_after_s : 0;
     switch (r->origin) {
     case RS_ORIGIN_HTTP:
@@ -211,6 +266,24 @@ static void rs_answer_framed(rs_core *core, rs_req *r, const rs_tensor_list *out
 }
 
 void rs_req_succeed(rs_core *core, rs_req *r, const rs_tensor_list *outputs, bool cache_hit) {
+    if (r->core != core) {
+        /* Every output goes back (the owner selects): as a frame in the
+         * request's arena, which the owner decodes like a cache value. */
+        rs_infer_response resp = {.model = rs_str_c(r->model->name),
+                                  .version = rs_str_c(r->version),
+                                  .outputs = *outputs};
+        size_t n = rs_encode_infer_response(r->arena, r->arena_cap, 0, 0, &resp);
+        if (n == 0) {
+            char msg[160];
+            int len = snprintf(msg, sizeof(msg),
+                               "the answer is larger than server.request_arena_bytes (%zu bytes)",
+                               r->arena_cap);
+            rs_req_give_back(core, r, RS_E_INTERNAL, msg, (size_t)len);
+            return;
+        }
+        rs_req_give_back(core, r, RS_OK, r->arena, n);
+        return;
+    }
     rs_tensor_list sel;
     char why[256];
     if (rs_select_outputs(r, outputs, &sel, why, sizeof(why)) != 0) {
@@ -336,11 +409,12 @@ static void rs_on_expired(void *arg, uint64_t token) {
 static void rs_core_poll_model(rs_core *core, uint32_t mi) {
     rs_core_model *cm = &core->models[mi];
     cm->dirty = false;
-    /* At most server.max_batches_per_model batches out per model and core:
-     * past that, requests wait in the batcher, so that under load the next
-     * batch is a big one (and a full queue answers 429) instead of many
-     * small ones piling up in the workers' queues. */
-    while (cm->flights < core->co->cfg.max_batches_per_model) {
+    /* At most cm->max_flights batches out per queue (the model's
+     * max_batches_out, else server.max_batches_per_model): past that,
+     * requests wait in the batcher, so that under load the next batch is a
+     * big one (and a full queue answers 429) instead of many small ones
+     * piling up in the workers' queues. */
+    while (cm->flights < cm->max_flights) {
         uint64_t now_us = rs_now_us();
         uint32_t rows = 0;
         uint32_t n = rs_batcher_poll(cm->batcher, now_us, rs_on_expired, core, core->poll_items, &rows);
@@ -354,7 +428,7 @@ static void rs_core_poll_model(rs_core *core, uint32_t mi) {
     uint64_t next = rs_batcher_next_event_us(cm->batcher, now_us);
     /* At the limit, a finishing batch polls again (rs_flight_free marks the
      * model dirty); a timer would only spin. */
-    if (next == UINT64_MAX || cm->flights >= core->co->cfg.max_batches_per_model) {
+    if (next == UINT64_MAX || cm->flights >= cm->max_flights) {
         rs_loop_timer_cancel(core->loop, &cm->timer);
     } else {
         uint64_t delay = next > now_us ? next - now_us : 0;
@@ -394,6 +468,9 @@ static int rs_cache_answer(rs_core *core, rs_req *r) {
     return 0;
 }
 
+static void rs_req_at_home(rs_loop *loop, void *arg);
+static void rs_req_enqueue(rs_core *core, rs_req *r);
+
 void rs_req_submit(rs_core *core, rs_req *r) {
     rs_coord *co = core->co;
     const rs_model *m = r->model;
@@ -418,6 +495,23 @@ void rs_req_submit(rs_core *core, rs_req *r) {
         rs_metrics_counter_add(core->ms, co->m_cache_miss[r->model_index], 1);
     }
     r->t_cached_ns = rs_now_ns();
+    uint32_t home = core->models[r->model_index].home;
+    if (home != core->index) {
+        rs_post_to(&co->cores[home], rs_req_at_home, r);
+        return;
+    }
+    rs_req_enqueue(core, r);
+}
+
+/* On a single_queue model's home core: a request another core lent. */
+static void rs_req_at_home(rs_loop *loop, void *arg) {
+    rs_req_enqueue(rs_loop_udata(loop), arg);
+}
+
+/* Submits to this core's batcher of the request's model. */
+static void rs_req_enqueue(rs_core *core, rs_req *r) {
+    rs_coord *co = core->co;
+    const rs_model *m = r->model;
     rs_batcher_request br = {.token = rs_req_token(r),
                              .rows = r->kreq.inputs.count ? (uint32_t)r->kreq.inputs.t[0].dims[0] : 1,
                            .priority = r->kreq.params.has_priority ? r->kreq.params.priority : 0,

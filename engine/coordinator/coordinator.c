@@ -63,6 +63,11 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
     uint64_t slab_need = cfg->max_response_bytes + (1u << 20);
     if ((uint64_t)lc.send_buf_count * lc.send_buf_bytes < slab_need)
         lc.send_buf_count = (uint32_t)((slab_need + lc.send_buf_bytes - 1) / lc.send_buf_bytes);
+    /* Each request has at most one hand-off post outstanding (to a
+     * single_queue model's home core or back): room for every request of
+     * every core, so a post never fails, plus membership events. */
+    uint64_t posts = (uint64_t)co->n_cores * cfg->max_pending + 1024;
+    if (lc.post_queue_capacity < posts) lc.post_queue_capacity = (uint32_t)posts;
     uint32_t timers = cfg->max_inflight_batches + co->n_models + 16;
     if (lc.max_timers < timers) lc.max_timers = timers;
     core->loop = rs_loop_create(&lc, err);
@@ -132,6 +137,8 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
         rs_core_model *cm = &core->models[i];
         cm->model = m;
         cm->core = core;
+        cm->home = m->batchable && m->batching.single_queue ? i % co->n_cores : index;
+        cm->max_flights = m->batching.max_batches_out ? m->batching.max_batches_out : cfg->max_batches_per_model;
         rs_batcher_config bc;
         rs_batcher_config_default(&bc);
         bc.batchable = m->batchable;

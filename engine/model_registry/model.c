@@ -118,7 +118,8 @@ static int rs_model_tensors(const rs_cfg_node *root, const char *key, rs_tensor_
 
 static int rs_model_batching_parse(const rs_cfg_node *root, rs_model *m, rs_err *err) {
     static const char *const keys[] = {"max_queue_delay_us", "preferred_batch_sizes",
-                                       "max_queue_size", "dispatch_when_idle", NULL};
+                                       "max_queue_size", "dispatch_when_idle", "single_queue",
+                                       "max_batches_out", NULL};
     rs_cfg_node b = rs_cfg_get(root, "batching");
     rs_model_batching *out = &m->batching;
     if (rs_cfg_present(&b) && rs_cfg_check_keys(&b, keys, err) < 0) return -1;
@@ -128,6 +129,9 @@ static int rs_model_batching_parse(const rs_cfg_node *root, rs_model *m, rs_err 
     if (rs_cfg_u64(&b, "max_queue_size", false, 1024, 1, 1000000, &v, err) < 0) return -1;
     out->max_queue_size = (uint32_t)v;
     if (rs_cfg_bool(&b, "dispatch_when_idle", false, false, &out->dispatch_when_idle, err) < 0) return -1;
+    if (rs_cfg_bool(&b, "single_queue", false, false, &out->single_queue, err) < 0) return -1;
+    if (rs_cfg_u64(&b, "max_batches_out", false, 0, 0, 65536, &v, err) < 0) return -1;
+    out->max_batches_out = (uint32_t)v;
     rs_cfg_node pref = rs_cfg_get(&b, "preferred_batch_sizes");
     out->preferred_count = 0;
     if (!rs_cfg_present(&pref)) return 0;

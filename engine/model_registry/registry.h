@@ -17,7 +17,8 @@
  *   batchable: true                  # false: every request runs alone
  *   max_batch_size: 128              # 1..RS_MODEL_MAX_BATCH (1 if !batchable)
  *   batching: {max_queue_delay_us: 500, preferred_batch_sizes: [8, 32],
- *              max_queue_size: 1024, dispatch_when_idle: false}
+ *              max_queue_size: 1024, dispatch_when_idle: false,
+ *              single_queue: false, max_batches_out: 0}
  *   cache: on                        # on|off: responses may be cached
  *   quantized: none                  # none|int8
  *   instances: 1                     # compute instances per worker
@@ -115,6 +116,18 @@ typedef struct rs_model_batching {
      * batches is in flight (low load: no waiting for company); under load
      * batches form while earlier ones run. Default false. */
     bool dispatch_when_idle;
+    /* One queue for the whole coordinator, on one io thread (the model's
+     * home core), instead of one per io thread: every request of the model
+     * meets in one batcher, so batches are as big as the traffic allows, for
+     * one cross-thread hand-off each way per request. For compute-heavy
+     * models. Default false. */
+    bool single_queue;
+    /* Batches of this model out to workers at once from one queue (one per
+     * io thread, or the single queue); beyond it requests wait and the next
+     * batch grows. 0 = the coordinator's server.max_batches_per_model. The
+     * workers' compute instances for the model is a good value for a heavy
+     * model: a batch then starts computing as soon as it arrives. */
+    uint32_t max_batches_out;
 } rs_model_batching;
 
 typedef struct rs_model {

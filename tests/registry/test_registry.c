@@ -35,7 +35,7 @@ static void test_full_model(void **state) {
     const char *text = HEAD
         "batchable: true\n"
         "max_batch_size: 64\n"
-        "batching: {max_queue_delay_us: 250, preferred_batch_sizes: [4, 16, 64], max_queue_size: 99, dispatch_when_idle: true}\n"
+        "batching: {max_queue_delay_us: 250, preferred_batch_sizes: [4, 16, 64], max_queue_size: 99, dispatch_when_idle: true, single_queue: on, max_batches_out: 1}\n"
         "cache: on\n"
         "quantized: int8\n"
         "instances: 3\n"
@@ -69,6 +69,8 @@ static void test_full_model(void **state) {
     assert_int_equal(m.batching.preferred_batch_sizes[2], 64);
     assert_int_equal(m.batching.max_queue_size, 99);
     assert_true(m.batching.dispatch_when_idle);
+    assert_true(m.batching.single_queue);
+    assert_int_equal(m.batching.max_batches_out, 1);
     assert_true(m.cache);
     assert_int_equal(m.quantized, RS_MODEL_QUANT_INT8);
     assert_int_equal(m.instances, 3);
@@ -112,6 +114,8 @@ static void test_defaults(void **state) {
     assert_int_equal(m.batching.preferred_count, 0);
     assert_int_equal(m.batching.max_queue_size, 1024);
     assert_false(m.batching.dispatch_when_idle);
+    assert_false(m.batching.single_queue);
+    assert_int_equal(m.batching.max_batches_out, 0);
     assert_false(m.cache);
     assert_int_equal(m.quantized, RS_MODEL_QUANT_NONE);
     assert_int_equal(m.instances, 1);
@@ -207,7 +211,11 @@ static void test_bad_fields(void **state) {
          "strictly ascending"},
         {HEAD "batching: {delay: 3}\n",
          "m.yaml:5: batching.delay: unknown field (allowed: max_queue_delay_us, "
-         "preferred_batch_sizes, max_queue_size, dispatch_when_idle)"},
+         "preferred_batch_sizes, max_queue_size, dispatch_when_idle, single_queue, max_batches_out)"},
+        {HEAD "batching: {max_batches_out: -1}\n",
+         "m.yaml:5: batching.max_batches_out: '-1': expected a non-negative integer"},
+        {HEAD "batching: {single_queue: 2}\n",
+         "m.yaml:5: batching.single_queue: '2': expected true/false (or on/off, yes/no)"},
         {HEAD "cache: sometimes\n",
          "m.yaml:5: cache: 'sometimes': expected true/false (or on/off, yes/no)"},
         {HEAD "quantized: int4\n", "m.yaml:5: quantized: 'int4': expected one of none|int8"},
