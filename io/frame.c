@@ -723,6 +723,15 @@ size_t rs_fw_finish(rs_fw *w) {
     return size;
 }
 
+void rs_frame_restamp(uint8_t *frame, uint64_t request_id, uint16_t flags) {
+    uint16_t f = htole16(flags);
+    uint64_t id = htole64(request_id);
+    memcpy(frame + 6, &f, 2);
+    memcpy(frame + 8, &id, 8);
+    uint32_t crc = htole32((uint32_t)crc32(0L, frame, 20));
+    memcpy(frame + 20, &crc, 4);
+}
+
 /* Truncates a message to max bytes without splitting a UTF-8 sequence. */
 static rs_str msg_str(const char *message, uint32_t max) {
     rs_str s = rs_str_c(message ? message : "");

@@ -282,6 +282,9 @@ void rs_fw_pad8(rs_fw *w);
 void rs_fw_tensor_list(rs_fw *w, const rs_tensor_list *l);
 /* Fills payload_len and header_crc; returns the frame size, 0 on overflow. */
 size_t rs_fw_finish(rs_fw *w);
+/* Gives a whole encoded frame another request_id and flags, and so a new
+ * header_crc: a stored answer sent as is to a new requester. */
+void rs_frame_restamp(uint8_t *frame, uint64_t request_id, uint16_t flags);
 
 /* Whole messages. Each returns the frame size, or 0 when cap is too small;
  * the *_size functions give the exact size to reserve. */

@@ -159,6 +159,7 @@ typedef struct rs_core_model {
     /* Batches out at once from this queue: the model's
      * batching.max_batches_out, else server.max_batches_per_model. */
     uint32_t max_flights;
+    char version[16]; /* the model's version as text (answers, cache keys) */
 } rs_core_model;
 
 struct rs_core {

@@ -456,6 +456,20 @@ static int rs_cache_answer(rs_core *core, rs_req *r) {
     size_t len = 0;
     rs_kv_status st = rs_kv_get(core->co->kv, &r->key, core->scratch2, core->scratch2_bytes, &len);
     if (st != RS_KV_OK) return -1;
+    /* A framed request with no id to echo that wants every output gets the
+     * stored frame itself, restamped: no decode, no encode. */
+    rs_frame_header h;
+    if (r->origin == RS_ORIGIN_FRAMED && r->id[0] == '\0' && r->n_outputs_framed == 0 &&
+        rs_frame_peek(core->scratch2, len, (uint32_t)core->scratch2_bytes, &h) == (int64_t)len &&
+        h.type == RS_MSG_INFER_RESPONSE) {
+        r->t_cached_ns = rs_now_ns();
+        rs_frame_restamp(core->scratch2, r->wire_id, RS_FRAME_F_CACHE_HIT);
+        rs_conn *c = rs_loop_conn(core->loop, r->conn);
+        if (c) rs_conn_send(c, core->scratch2, len);
+        rs_core_record(core, r, RS_RO_CACHE_HIT);
+        rs_req_free(core, r);
+        return 0;
+    }
     rs_frame_msg msg;
     char why[128];
     int64_t n = rs_frame_decode(core->scratch2, len, (uint32_t)core->scratch2_bytes, &msg, why, sizeof(why));
@@ -484,7 +498,7 @@ void rs_req_submit(rs_core *core, rs_req *r) {
         rs_req_fail(core, r, RS_E_INVALID_INPUT, "%s", why);
         return;
     }
-    snprintf(r->version, sizeof(r->version), "%u", m->version);
+    memcpy(r->version, core->models[r->model_index].version, sizeof(r->version));
     r->key = rs_kv_key_for_request_n(rs_str_c(m->name), rs_str_c(r->version), &r->kreq.inputs);
     r->cacheable = co->kv && m->cache && !r->no_cache;
     if (r->cacheable) {

@@ -139,6 +139,7 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
         cm->core = core;
         cm->home = m->batchable && m->batching.single_queue ? i % co->n_cores : index;
         cm->max_flights = m->batching.max_batches_out ? m->batching.max_batches_out : cfg->max_batches_per_model;
+        snprintf(cm->version, sizeof(cm->version), "%u", m->version);
         rs_batcher_config bc;
         rs_batcher_config_default(&bc);
         bc.batchable = m->batchable;

@@ -224,6 +224,20 @@ class ServeTest(unittest.TestCase):
         hits = metric(m.decode(), "rs_cache_hits_total", {"model": "digits"})
         self.assertIsNotNone(hits)
         self.assertGreaterEqual(hits, 1)
+        # framed: a hit is the stored answer restamped for the new request (no
+        # id, every output), or rebuilt when it must echo an id or select
+        x = [rc.Tensor.from_list("pixels", "FP32", [1, 64], [7.0] * 64)]
+        with rc.FramedClient("127.0.0.1", self.framed) as c:
+            r1 = c.infer("digits", x)
+            r2 = c.infer("digits", x)
+            r3 = c.infer("digits", x, id="framed-id")
+            r4 = c.infer("digits", x, outputs=["label"])
+        self.assertFalse(r1.cache_hit)
+        self.assertTrue(r2.cache_hit and r3.cache_hit and r4.cache_hit)
+        self.assertEqual((r2.model, r2.version, r2.id, r2.outputs), (r1.model, r1.version, "", r1.outputs))
+        self.assertNotEqual(r2.request_id, r1.request_id)
+        self.assertEqual((r3.id, r3.outputs), ("framed-id", r1.outputs))
+        self.assertEqual(list(r4.outputs), ["label"])
 
     def test_digits_accuracy_equals_reference(self):
         rows = digits_rows()

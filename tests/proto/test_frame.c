@@ -112,6 +112,16 @@ static void test_infer_response_and_bytes_dtype(void **state) {
     assert_int_equal(m.hdr.flags, RS_FRAME_F_CACHE_HIT);
     assert_int_equal(m.u.infer_resp.outputs.t[0].byte_len, sizeof(bytes));
 
+    /* restamped for another requester: the bytes of a fresh encoding */
+    uint8_t fresh[256];
+    assert_int_equal(rs_encode_infer_response(fresh, sizeof(fresh), 0x1122334455667788ull, 0, &r), n);
+    rs_frame_restamp(buf, 0x1122334455667788ull, 0);
+    assert_memory_equal(buf, fresh, n);
+    assert_int_equal(rs_frame_decode(buf, n, RS_FRAME_MAX_PAYLOAD_DEFAULT, &m, why, sizeof(why)),
+                     (int64_t)n);
+    assert_int_equal(m.hdr.request_id, 0x1122334455667788ull);
+    assert_int_equal(m.hdr.flags, 0);
+
     /* a BYTES tensor whose prefixes do not tile its length */
     static const uint8_t bad[] = {5, 0, 0, 0, 'h', 'i', 0, 0, 0, 0};
     r.outputs.t[0].data = bad;
