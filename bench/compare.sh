@@ -306,6 +306,10 @@ PYEOF
     if [ "$BE" = uring ]; then
       rsbench "2-memcached" uring --memcache "127.0.0.1:$MC_PORT" --key "rs-compare" --value-bytes "$FRAME_BYTES" --concurrency "$CONNS"
       echo "$FRAME_BYTES" > "$R/2-value-bytes"
+      # the same with a client thread per core: less of the figure is the
+      # single client thread's own limit
+      rsbench "2-ringserve-t2" uring --framed "127.0.0.1:$FRAMED_PORT" --model identity-cached --concurrency "$CONNS" --threads 2
+      rsbench "2-memcached-t2" uring --memcache "127.0.0.1:$MC_PORT" --key "rs-compare" --value-bytes "$FRAME_BYTES" --concurrency "$CONNS" --threads 2
     fi
   fi
 
@@ -412,6 +416,8 @@ for be in ("uring", "epoll"):
     pair(f"1 p99 ({be}) vs nginx", f"ringserve/{be}", r1, "nginx", nginx, "p99_us", False)
     pair(f"2 framed cache hit ({be}) vs memcached get, {vb} B", f"ringserve/{be}", runs("2-ringserve-" + be),
          "memcached", mc, "rps", True)
+pair(f"2 framed cache hit (uring) vs memcached get, {vb} B, 2 client threads", "ringserve/uring",
+     runs("2-ringserve-t2"), "memcached", runs("2-memcached-t2"), "rps", True)
 w = runs("3-worker")
 for name, label in (("3-coordinator", f"batch delay {id_delay_us} us"), ("3-coordinator-nodelay", "batch delay 0")):
     c = runs(name)

@@ -591,26 +591,56 @@ static void rs__conn_opened(rs_conn *c) {
     }
 }
 
-void rs__listener_accepted(rs_loop *loop, uint32_t lid, int fd) {
+static int rs__listener_serve(rs_loop *loop, uint32_t lid, int fd) {
     rs_listener *l = &loop->listeners[lid];
     rs_conn *c = rs__conn_alloc(loop);
     if (!c) {
         RS_LOG_ONCE(RS_LOG_WARN, "io: connection table full (max_conns=%u): refusing connections",
                     loop->cfg.max_conns);
         close(fd);
-        return;
+        return -1;
     }
     c->fd = fd;
     c->ops = l->ops;
     c->listener_udata = l->udata;
     c->udata = l->udata;
+    c->accepted = true;
+    atomic_fetch_add_explicit(&loop->accepted_open, 1, memory_order_relaxed);
     loop->stats.conns_accepted++;
     rs__conn_opened(c);
     if (c->ops->on_open && c->ops->on_open(c) != 0) {
         rs__conn_abort(c, -ECONNREFUSED);
-        return;
+        return 0;
     }
     if (c->state == RS_CONN_OPEN) loop->ops->conn_open(loop, c);
+    return 0;
+}
+
+void rs__listener_accepted(rs_loop *loop, uint32_t lid, int fd) {
+    rs_listener *l = &loop->listeners[lid];
+    if (l->accept_fn && l->accept_fn(loop, (int)lid, fd, l->accept_arg)) return;
+    rs__listener_serve(loop, lid, fd);
+}
+
+void rs_loop_listen_set_accept_hook(rs_loop *loop, int listener_id, rs_accept_fn fn, void *arg) {
+    RS_ASSERT(listener_id >= 0 && (uint32_t)listener_id < loop->cfg.max_listeners);
+    rs_listener *l = &loop->listeners[listener_id];
+    RS_ASSERT(l->used);
+    l->accept_fn = fn;
+    l->accept_arg = arg;
+}
+
+int rs_loop_adopt(rs_loop *loop, int listener_id, int fd) {
+    if (listener_id < 0 || (uint32_t)listener_id >= loop->cfg.max_listeners ||
+        !loop->listeners[listener_id].used || loop->listeners[listener_id].closing) {
+        close(fd);
+        return -1;
+    }
+    return rs__listener_serve(loop, (uint32_t)listener_id, fd);
+}
+
+uint32_t rs_loop_accepted_open(const rs_loop *loop) {
+    return atomic_load_explicit(&loop->accepted_open, memory_order_relaxed);
 }
 
 void rs__conn_connected(rs_conn *c, int err) {
@@ -671,6 +701,10 @@ void rs__conn_check_finish(rs_conn *c) {
     rs_loop_timer_cancel(loop, &c->idle_timer);
     loop->stats.conns_closed++;
     loop->stats.conns_open--;
+    if (c->accepted) {
+        c->accepted = false;
+        atomic_fetch_sub_explicit(&loop->accepted_open, 1, memory_order_relaxed);
+    }
     if (c->ops && c->ops->on_close) c->ops->on_close(c, c->close_err);
     c->state = RS_CONN_FREE;
     c->gen = c->gen + 1 ? c->gen + 1 : 1;

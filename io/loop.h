@@ -130,6 +130,18 @@ int rs_loop_listen(rs_loop *loop, const char *host, uint16_t port, bool reusepor
                    const rs_conn_ops *ops, void *udata, rs_err *err);
 uint16_t rs_loop_listen_port(const rs_loop *loop, int listener_id);
 void rs_loop_listen_close(rs_loop *loop, int listener_id);
+/* Sees each socket the listener accepts before it becomes a connection:
+ * returning true takes ownership of fd (e.g. to hand it to another loop's
+ * rs_loop_adopt); false lets this loop serve it as usual. */
+typedef bool (*rs_accept_fn)(rs_loop *loop, int listener_id, int fd, void *arg);
+void rs_loop_listen_set_accept_hook(rs_loop *loop, int listener_id, rs_accept_fn fn, void *arg);
+/* Serves fd as if listener_id of this loop had accepted it (its ops and
+ * udata; the accept hook is not called). Loop thread only. Takes ownership
+ * of fd: closes it and returns -1 when the listener is gone or closing, or
+ * the connection table is full. */
+int rs_loop_adopt(rs_loop *loop, int listener_id, int fd);
+/* Accepted connections open on the loop now; any thread may read it. */
+uint32_t rs_loop_accepted_open(const rs_loop *loop);
 
 /* Outbound connection (non-blocking; on_connect reports the result). */
 rs_conn *rs_loop_connect(rs_loop *loop, const char *host, uint16_t port, const rs_conn_ops *ops,

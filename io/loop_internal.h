@@ -47,6 +47,7 @@ struct rs_conn {
     const rs_conn_ops *ops;
     void *udata;
     void *listener_udata;
+    bool accepted; /* from a listener: counted in loop->accepted_open */
     int close_err;
 
     /* read side */
@@ -100,6 +101,8 @@ typedef struct rs_listener {
     uint32_t inflight;
     const rs_conn_ops *ops;
     void *udata;
+    rs_accept_fn accept_fn; /* may take an accepted fd first (NULL: none) */
+    void *accept_arg;
 } rs_listener;
 
 typedef struct rs_watch {
@@ -155,6 +158,7 @@ struct rs_loop {
     rs_tick_fn tick_fn;
     void *tick_arg;
     rs_loop_stats stats;
+    _Atomic uint32_t accepted_open; /* accepted connections open; read by other threads */
     bool destroying;
     bool in_dispatch;
 

@@ -192,6 +192,7 @@ struct rs_core {
     rs_batcher_item *poll_items;
     atomic_bool started;
     atomic_bool models_ready; /* every model has a routable worker on this core */
+    atomic_uint incoming;     /* accepted sockets handed to this core, not adopted yet */
     int start_error;
     rs_err err;
     uint64_t batch_seq;
@@ -225,6 +226,7 @@ struct rs_coord {
     rs_metric_id *m_cache_miss; /* [model] */
     rs_metric_id m_retries;
     rs_metric_id m_pending;
+    rs_metric_id *m_conns;      /* [core] gauge: accepted connections open */
     rs_topo_metrics topo_metrics; /* placement: planned vs effective binding */
     /* async results */
     pthread_mutex_t async_lock;

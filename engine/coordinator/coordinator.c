@@ -46,6 +46,7 @@ void *rs_coord_reserve(size_t bytes) {
 }
 
 static void rs_core_tick_timer(rs_loop *loop, rs_timer *t, void *arg);
+static bool rs_core_balance_accept(rs_loop *loop, int lid, int fd, void *arg);
 
 int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
     const rs_coord_config *cfg = &co->cfg;
@@ -184,6 +185,8 @@ int rs_core_init(rs_core *core, rs_coord *co, uint32_t index, rs_err *err) {
         co->http_port = rs_loop_listen_port(core->loop, core->http_listener);
         co->framed_port = rs_loop_listen_port(core->loop, core->framed_listener);
     }
+    rs_loop_listen_set_accept_hook(core->loop, core->http_listener, rs_core_balance_accept, core);
+    rs_loop_listen_set_accept_hook(core->loop, core->framed_listener, rs_core_balance_accept, core);
     rs_loop_set_tick(core->loop, rs_core_tick, core);
     rs_timer_init(&core->health_timer, rs_dispatch_health, core);
     rs_loop_timer_arm(core->loop, &core->health_timer, 1000);
@@ -212,6 +215,52 @@ void rs_core_fini(rs_core *core) {
     if (core->scratch2) munmap(core->scratch2, core->scratch2_bytes);
 }
 
+/* ---- connection balance ----------------------------------------------------------------- */
+
+/* The kernel spreads a SO_REUSEPORT port's connections over the cores by a
+ * hash of their addresses: a client's 32 long-lived connections can land 10
+ * on one core and 22 on the other, and the busy core then sets the pace. A
+ * core that accepts a connection while it serves more than the least loaded
+ * core hands the socket to that core (one post), so each core serves its
+ * share, as memcached's dispatcher thread arranges, with no thread in the
+ * way. */
+static void rs_core_adopt(rs_loop *loop, void *arg) {
+    rs_core *core = rs_loop_udata(loop);
+    uintptr_t v = (uintptr_t)arg;
+    atomic_fetch_sub(&core->incoming, 1);
+    rs_loop_adopt(loop, (v & 1) ? core->http_listener : core->framed_listener, (int)(v >> 1));
+}
+
+static uint32_t rs_core_load(rs_core *c) {
+    return rs_loop_accepted_open(c->loop) + atomic_load(&c->incoming);
+}
+
+static bool rs_core_balance_accept(rs_loop *loop, int lid, int fd, void *arg) {
+    (void)loop;
+    rs_core *core = arg;
+    rs_coord *co = core->co;
+    if (co->n_cores < 2 || atomic_load(&co->draining)) return false;
+    uint32_t mine = rs_core_load(core), least = mine;
+    rs_core *to = NULL;
+    for (uint32_t i = 0; i < co->n_cores; i++) {
+        rs_core *c = &co->cores[i];
+        if (c == core || !atomic_load(&c->started) || c->start_error) continue;
+        uint32_t n = rs_core_load(c);
+        if (n < least) {
+            least = n;
+            to = c;
+        }
+    }
+    if (!to) return false;
+    uintptr_t v = ((uintptr_t)(uint32_t)fd << 1) | (lid == core->http_listener ? 1u : 0u);
+    atomic_fetch_add(&to->incoming, 1);
+    if (rs_loop_post(to->loop, rs_core_adopt, (void *)v) != 0) {
+        atomic_fetch_sub(&to->incoming, 1);
+        return false; /* serve it here */
+    }
+    return true;
+}
+
 /* ---- drain ---------------------------------------------------------------------------- */
 
 static void rs_answer_unavailable(void *arg, uint64_t token) {
@@ -225,6 +274,7 @@ static void rs_core_tick_timer(rs_loop *loop, rs_timer *t, void *arg) {
     rs_core *core = arg;
     rs_coord *co = core->co;
     if (core->index == 0 && co->kv) rs_kv_tick(co->kv);
+    rs_metrics_gauge_set(core->ms, co->m_conns[core->index], (int64_t)rs_loop_accepted_open(loop));
     if (atomic_load(&co->draining)) {
         if (core->http_listener >= 0) {
             rs_loop_listen_close(loop, core->http_listener);
@@ -290,7 +340,7 @@ static void *rs_core_thread(void *arg) {
 static int rs_coord_metrics_setup(rs_coord *co, const rs_plan *plan, rs_err *err) {
     uint32_t nm = co->n_models + 1; /* + "unknown model" */
     uint32_t np = 2 * (uint32_t)plan->entry_count;
-    co->metrics = rs_metrics_create(co->n_cores, 16, nm * (RS_RO_COUNT_ + RS_ST_COUNT_ + 4) + 8 + np,
+    co->metrics = rs_metrics_create(co->n_cores, 16, nm * (RS_RO_COUNT_ + RS_ST_COUNT_ + 4) + 8 + np + co->n_cores,
                                     nm * (RS_RO_COUNT_ + RS_ST_COUNT_ * 80 + 100) + 64 + np, err);
     if (!co->metrics) return -1;
     co->m_requests = calloc((size_t)nm * RS_RO_COUNT_, sizeof(rs_metric_id));
@@ -299,8 +349,9 @@ static int rs_coord_metrics_setup(rs_coord *co, const rs_plan *plan, rs_err *err
     co->m_queue = calloc(nm, sizeof(rs_metric_id));
     co->m_cache_hit = calloc(nm, sizeof(rs_metric_id));
     co->m_cache_miss = calloc(nm, sizeof(rs_metric_id));
+    co->m_conns = calloc(co->n_cores, sizeof(rs_metric_id));
     if (!co->m_requests || !co->m_stage || !co->m_batch_size || !co->m_queue || !co->m_cache_hit ||
-        !co->m_cache_miss) {
+        !co->m_cache_miss || !co->m_conns) {
         rs_err_set(err, "metrics: out of memory");
         return -1;
     }
@@ -312,7 +363,8 @@ static int rs_coord_metrics_setup(rs_coord *co, const rs_plan *plan, rs_err *err
     const char *const l_m[] = {"model", NULL};
     rs_histogram_spec lat = {.sub_bits = 2, .max_value = 60ull * 1000 * 1000, .scale = 1e-6};
     rs_histogram_spec bs = {.sub_bits = 2, .max_value = 4096, .scale = 1.0};
-    rs_metric_family f_req, f_stage, f_bs, f_q, f_hit, f_miss, f_retry, f_pend;
+    rs_metric_family f_req, f_stage, f_bs, f_q, f_hit, f_miss, f_retry, f_pend, f_conns;
+    const char *const l_core[] = {"core", NULL};
     if (rs_metrics_add_family(co->metrics, RS_METRIC_COUNTER, "rs_requests_total",
                               "Inference requests by model and outcome.", l_mo, NULL, &f_req, err) ||
         rs_metrics_add_family(co->metrics, RS_METRIC_HISTOGRAM, "rs_request_stage_seconds",
@@ -328,8 +380,17 @@ static int rs_coord_metrics_setup(rs_coord *co, const rs_plan *plan, rs_err *err
         rs_metrics_add_family(co->metrics, RS_METRIC_COUNTER, "rs_retries_total",
                               "Batches retried on another worker.", NULL, NULL, &f_retry, err) ||
         rs_metrics_add_family(co->metrics, RS_METRIC_GAUGE, "rs_pending_requests",
-                              "Requests accepted and not yet answered.", NULL, NULL, &f_pend, err))
+                              "Requests accepted and not yet answered.", NULL, NULL, &f_pend, err) ||
+        rs_metrics_add_family(co->metrics, RS_METRIC_GAUGE, "rs_io_connections",
+                              "Client connections open per io thread (HTTP and framed).", l_core, NULL,
+                              &f_conns, err))
         return -1;
+    for (uint32_t c = 0; c < co->n_cores; c++) {
+        char idx[12];
+        snprintf(idx, sizeof(idx), "%u", c);
+        const char *v[] = {idx};
+        if (rs_metrics_add_series(co->metrics, f_conns, v, &co->m_conns[c], err)) return -1;
+    }
     for (uint32_t i = 0; i < nm; i++) {
         const char *name = i < co->n_models ? rs_registry_at(co->registry, i)->name : "_unknown";
         for (uint32_t o = 0; o < RS_RO_COUNT_; o++) {
@@ -583,6 +644,7 @@ out:
     free(co->m_queue);
     free(co->m_cache_hit);
     free(co->m_cache_miss);
+    free(co->m_conns);
     free(co->cores);
     free(co);
     free(plan);

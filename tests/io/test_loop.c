@@ -448,6 +448,62 @@ static void test_on_open_refuses(void **state) {
     rs_loop_destroy(loop);
 }
 
+/* ---- accept hook and adopt: a socket accepted by one loop, served by another -- */
+
+static int g_taken_fd = -1;
+static bool take_accepted(rs_loop *loop, int lid, int fd, void *arg) {
+    (void)loop;
+    (void)lid;
+    (void)arg;
+    g_taken_fd = fd;
+    return true;
+}
+
+static void test_accept_hook_and_adopt(void **state) {
+    rs_loop *a = new_loop(state, NULL);
+    rs_loop *b = new_loop(state, NULL);
+    rs_err err;
+    int lid_a = rs_loop_listen(a, "127.0.0.1", 0, false, &echo_ops, NULL, &err);
+    int lid_b = rs_loop_listen(b, "127.0.0.1", 0, false, &echo_ops, NULL, &err);
+    assert_true(lid_a >= 0 && lid_b >= 0);
+    rs_loop_listen_set_accept_hook(a, lid_a, take_accepted, NULL);
+    g_taken_fd = -1;
+    int fd = raw_connect(rs_loop_listen_port(a, lid_a), 0);
+    RUN_UNTIL(a, g_taken_fd >= 0);
+    rs_loop_stats st;
+    rs_loop_get_stats(a, &st);
+    assert_int_equal(st.conns_open, 0); /* the hook took it: not a connection of a */
+    assert_int_equal(rs_loop_accepted_open(a), 0);
+    /* b serves it with its listener's ops (echo) */
+    assert_int_equal(rs_loop_adopt(b, lid_b, g_taken_fd), 0);
+    assert_int_equal(rs_loop_accepted_open(b), 1);
+    raw_write_all(fd, "ping", 4);
+    uint8_t buf[8];
+    size_t got = 0;
+    RUN_UNTIL(b, (got += raw_read_some(fd, buf + got, sizeof(buf) - got)) == 4);
+    assert_memory_equal(buf, "ping", 4);
+    close(fd);
+    RUN_UNTIL(b, rs_loop_accepted_open(b) == 0);
+    /* a listener that is gone: the fd is closed, nothing is served */
+    int fd2 = raw_connect(rs_loop_listen_port(a, lid_a), 0);
+    g_taken_fd = -1;
+    RUN_UNTIL(a, g_taken_fd >= 0);
+    rs_loop_listen_close(b, lid_b);
+    assert_int_equal(rs_loop_adopt(b, lid_b, g_taken_fd), -1);
+    assert_int_equal(fcntl(g_taken_fd, F_GETFD), -1);
+    char c;
+    ssize_t r = 1;
+    for (int i = 0; i < 200 && r != 0; i++) {
+        r = recv(fd2, &c, 1, MSG_DONTWAIT);
+        if (r < 0) usleep(1000);
+    }
+    assert_int_equal(r, 0); /* the client sees the close */
+    assert_int_equal(rs_loop_adopt(b, 99, -1), -1); /* no such listener */
+    close(fd2);
+    rs_loop_destroy(a);
+    rs_loop_destroy(b);
+}
+
 /* ---- close semantics ------------------------------------------------------------ */
 
 static uint8_t g_big[1 << 20];
@@ -1229,6 +1285,7 @@ int main(int argc, char **argv) {
         BOTH(test_slow_reader_bounded),
         BOTH(test_read_limit_closes),
         BOTH(test_on_open_refuses),
+        BOTH(test_accept_hook_and_adopt),
         BOTH(test_close_flushes_queue),
         BOTH(test_half_close_answered),
         BOTH(test_table_full_and_listener_close),
