@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Harness, http_request, wait_for  # noqa: E402
 import ringserve_client as rc  # noqa: E402
-from test_serve import consecutive_free_ports, metric  # noqa: E402
+from test_serve import consecutive_free_ports, metric, start_serve  # noqa: E402
 
 SRC, BUILD = harness.SRC, harness.BUILD
 MLP = os.path.join(BUILD, "models", "mlp-bench", "1")
@@ -83,12 +83,7 @@ workers:
   base_port: {base}
   models: [identity-shared, mlp-shared]
 """)
-            cls.proc = cls.h.start("serve", "--config", cfg)
-            m = wait_for(lambda: re.search(r"http (\d+), framed (\d+)", cls.proc.output()), timeout_s=30,
-                         what="coordinator listening")
-            cls.http, cls.framed = int(m.group(1)), int(m.group(2))
-            wait_for(lambda: http_request(cls.http, "GET", "/v2/health/ready")[0] == 200, timeout_s=60,
-                     what="readiness")
+            cls.proc, cls.http, cls.framed = start_serve(cls.h, cfg)
         except Exception:
             cls.h.__exit__(*sys.exc_info())
             raise
