@@ -143,6 +143,10 @@ server:
   request_arena_bytes: 1048576   # 4: one full mlp-bench batch in one request (128 x 1024 FP32)
 io:
   backend: $1
+topology:
+  # the peers' threads (nginx workers, memcached) are not pinned, and the
+  # load generator shares these two CPUs: no pinning here either
+  pin: false
 models:
   repository: [$M]
   load: [$MODELS]

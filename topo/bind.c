@@ -173,6 +173,10 @@ int rs_topo_memory_node(const void *p) {
 
 void rs_plan_apply_entry(rs_topo *t, const rs_plan_entry *entry, rs_topo_binding *out) {
     memset(out, 0, sizeof(*out));
-    out->pinned = rs_topo_bind_thread(t, &entry->cpus, &out->effective) == 0;
+    if (entry->no_pin) {
+        rs_topo_thread_affinity(&out->effective); /* topology.pin: false: as allowed */
+    } else {
+        out->pinned = rs_topo_bind_thread(t, &entry->cpus, &out->effective) == 0;
+    }
     out->memory_bound = rs_topo_bind_thread_memory(t, entry->mem_node) == 0;
 }

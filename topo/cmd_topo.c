@@ -178,7 +178,9 @@ static void rs_topo_print_plan(const rs_plan *plan, const rs_topo_applied *appli
         if (applied && applied[i].started)
             snprintf(b, sizeof(b), "%s%s",
                      rs_topo_list(&applied[i].binding.effective, a, sizeof(a)),
-                     applied[i].binding.pinned ? " (pinned)" : " (NOT pinned)");
+                     applied[i].binding.pinned ? " (pinned)"
+                     : e->no_pin              ? " (not pinned: topology.pin off)"
+                                              : " (NOT pinned)");
         else
             snprintf(b, sizeof(b), "n/a (not this machine)");
         printf("%-40s %-16s %5d %4d %-10s %3s  %s\n", what, rs_topo_list(&e->cpus, a, sizeof(a)),

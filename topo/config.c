@@ -115,7 +115,7 @@ int rs_topo_config_parse(const rs_cfg_node *section, rs_topo_config *out, rs_err
     const char *scalar = rs_cfg_scalar(section);
     if (scalar && scalar[0] == '\0') return 0; /* `topology:` with nothing under it */
     static const char *const keys[] = {"cpus", "reserve_cores", "io_cores",  "worker_cores",
-                                       "numa", "smt",           "placement", NULL};
+                                       "numa", "smt",           "pin",       "placement", NULL};
     if (rs_cfg_check_keys(section, keys, err) != 0) return -1;
     if (rs_topo_parse_cpus(section, "cpus", &out->cpus, err) != 0 ||
         rs_topo_parse_cpus(section, "reserve_cores", &out->reserve_cores, err) != 0 ||
@@ -127,6 +127,9 @@ int rs_topo_config_parse(const rs_cfg_node *section, rs_topo_config *out, rs_err
     int smt = RS_TOPO_SMT_AVOID;
     if (rs_cfg_enum(section, "smt", false, RS_TOPO_SMT_AVOID, smt_names, &smt, err) != 0) return -1;
     out->smt = (rs_topo_smt)smt;
+    bool pin = true;
+    if (rs_cfg_bool(section, "pin", false, true, &pin, err) < 0) return -1;
+    out->no_pin = !pin;
     return rs_topo_parse_placements(section, out, err);
 }
 

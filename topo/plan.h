@@ -121,6 +121,10 @@ typedef struct rs_topo_config {
     int numa_node; /* for RS_TOPO_NUMA_NODE */
     char numa_origin[RS_TOPO_ORIGIN_BYTES];
     rs_topo_smt smt;
+    /* topology.pin: false plans as usual but binds no thread to its CPUs
+     * (the kernel places them): for hosts the server shares with other busy
+     * processes, e.g. a load generator. Memory stays node-local. */
+    bool no_pin;
     /* topology.placement: {<model>: <placement mapping>} — per-host
      * placement that overrides a model's own placement (model.yaml) in the
      * plan; `ringserve topo` without a model registry plans these models. */
@@ -158,6 +162,7 @@ typedef struct rs_plan_entry {
     int mem_node;   /* node its memory comes from; RS_PLAN_MEM_INTERLEAVE = all */
     int gpu;        /* GPU id, -1 for none */
     uint64_t gpu_memory_mb;
+    bool no_pin;    /* topology.pin: false: rs_plan_apply_entry leaves the CPUs alone */
 } rs_plan_entry;
 
 typedef struct rs_plan {

@@ -140,6 +140,21 @@ static void test_apply_plan_entries(void **state) {
         assert_true(j.binding.memory_bound);
         assert_true(rs_cpuset_equal(&j.binding.effective, &plan->entries[i].cpus));
     }
+    /* topology.pin: false: the same plan, no thread bound to its CPUs */
+    rs_cpuset allowed;
+    assert_int_equal(rs_topo_thread_affinity(&allowed), 0);
+    cfg.no_pin = true;
+    assert_int_equal(rs_plan_build(rs_topo_get_info(sys), &cfg, &m, 1, plan, &err), 0);
+    for (int i = 0; i < plan->entry_count; i++) {
+        assert_true(plan->entries[i].no_pin);
+        apply_job j = {.entry = &plan->entries[i]};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, apply_thread, &j), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_false(j.binding.pinned);
+        assert_true(j.binding.memory_bound);
+        assert_true(rs_cpuset_equal(&j.binding.effective, &allowed));
+    }
     free(plan);
 }
 

@@ -98,8 +98,11 @@ static void test_config_defaults_and_fields(void **state) {
                  cfg->reserve_cores.set);
     assert_int_equal(cfg->numa, RS_TOPO_NUMA_LOCAL);
     assert_int_equal(cfg->smt, RS_TOPO_SMT_AVOID);
+    assert_false(cfg->no_pin);
     assert_int_equal(cfg->placement_count, 0);
     assert_int_equal(parse_topology("topology:\n", cfg, &err), 0);
+    assert_int_equal(parse_topology("topology: {pin: off}\n", cfg, &err), 0);
+    assert_true(cfg->no_pin);
     assert_int_equal(parse_topology("topology:\n"
                                     "  cpus: \"0-7,16-23\"\n"
                                     "  reserve_cores: 0\n"
@@ -123,6 +126,7 @@ static void test_config_defaults_and_fields(void **state) {
     assert_int_equal(cfg->numa, RS_TOPO_NUMA_NODE);
     assert_int_equal(cfg->numa_node, 1);
     assert_int_equal(cfg->smt, RS_TOPO_SMT_SHARE);
+    assert_false(cfg->no_pin);
     assert_int_equal(cfg->placement_count, 3);
     const rs_plan_model *r = &cfg->placement[0];
     assert_string_equal(r->name, "resnet");
@@ -155,7 +159,9 @@ static void test_config_refusals(void **state) {
     static const bad_case cases[] = {
         {"topology: {cpu: 1}\n",
          "t.yaml:1: topology.cpu: unknown field (allowed: cpus, reserve_cores, io_cores, "
-         "worker_cores, numa, smt, placement)"},
+         "worker_cores, numa, smt, pin, placement)"},
+        {"topology: {pin: sometimes}\n",
+         "t.yaml:1: topology.pin: 'sometimes': expected true/false (or on/off, yes/no)"},
         {"topology: {cpus: \"0-\"}\n",
          "t.yaml:1: topology.cpus: '0-': expected a cpu number at 'end'"},
         {"topology: {io_cores: \"3-1\"}\n",

@@ -127,6 +127,21 @@ class TopoPinTest(unittest.TestCase):
         finally:
             self.release(proc)
 
+    def test_pin_off_leaves_threads_floating(self):
+        # topology.pin: false plans the same CPUs but binds no thread to them
+        cfg = self.config("topology:\n  pin: false\n  placement:\n    digits: {}\n")
+        proc, doc = self.hold(["--config", cfg])
+        try:
+            entries = doc["plan"]["entries"]
+            self.assertGreater(len(entries), 1)
+            for e in entries:
+                eff = e["effective"]
+                self.assertFalse(eff["pinned"], e)
+                self.assertEqual(set(eff["cpus"]), set(self.allowed))
+                self.assertEqual(kernel_affinity(proc.pid, eff["tid"]), set(self.allowed))
+        finally:
+            self.release(proc)
+
     def test_restricted_affinity_is_respected(self):
         last = self.allowed[-1]
         only_last = lambda: os.sched_setaffinity(0, {last})  # noqa: E731 - like taskset -c
