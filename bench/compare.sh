@@ -16,8 +16,12 @@
 #
 #   bench/compare.sh [--json] [--duration S] [--warmup S] [--connections N]
 #                    [--repeat N] [--build DIR] [--only 1,2,3,4,5] [--keep]
+#                    [--pin on|off]
 # --repeat N runs the whole sequence N times (servers restarted each time)
 # and reports each value's median and the median of the per-run ratios.
+# --pin off runs ringserve with `topology: {pin: false}`: its threads float
+# like the peers' (nginx workers and memcached do not pin), which helps on a
+# box the load generator shares; on (the default) is ringserve's own default.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -28,6 +32,7 @@ CONNS=32
 JSON=0
 ONLY="1,2,3,4,5"
 KEEP=0
+PIN=on
 REPEAT=1
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -43,12 +48,14 @@ while [ $# -gt 0 ]; do
     --only) ONLY="$2"; shift ;;
     --repeat) REPEAT="$2"; shift ;;
     --keep) KEEP=1 ;;
+    --pin) PIN="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
   shift
 done
 case "$REPEAT" in ''|*[!0-9]*|0) echo "compare.sh: --repeat '$REPEAT': expected a positive integer" >&2; exit 2 ;; esac
+[[ "$PIN" =~ ^(on|off)$ ]] || { echo "compare.sh: --pin '$PIN': expected on or off" >&2; exit 2; }
 [[ "$ONLY" =~ ^[1-5](,[1-5])*$ ]] || { echo "compare.sh: --only '$ONLY': expected numbers 1-5 separated by commas" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 say() { if [ "$JSON" = 1 ]; then echo "compare.sh: $*" >&2; else echo "== $*"; fi; }
@@ -144,9 +151,7 @@ server:
 io:
   backend: $1
 topology:
-  # the peers' threads (nginx workers, memcached) are not pinned, and the
-  # load generator shares these two CPUs: no pinning here either
-  pin: false
+  pin: $([ "$PIN" = on ] && echo true || echo false)   # --pin
 models:
   repository: [$M]
   load: [$MODELS]
@@ -340,7 +345,7 @@ done
 done
 
 # ---- report ---------------------------------------------------------------------------
-"$PY" - "$T" "$REPEAT" "$JSON" "${MLP_DELAY_US:-0}" "${IDENTITY_DELAY_US:-0}" "$DURATION" "$WARMUP" "${MLP_MAX_BATCH:-0}" <<'PYEOF'
+"$PY" - "$T" "$REPEAT" "$JSON" "${MLP_DELAY_US:-0}" "${IDENTITY_DELAY_US:-0}" "$DURATION" "$WARMUP" "${MLP_MAX_BATCH:-0}" "$PIN" <<'PYEOF'
 import json, os, re, statistics, sys
 t, reps, as_json = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 delay_us, id_delay_us, mlp_max_batch = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[8])
@@ -448,6 +453,7 @@ pair("5 framed cache hit: io_uring vs epoll", "uring", runs("2-ringserve-uring")
 
 if as_json:
     print(json.dumps({"duration_s": float(sys.argv[6]), "warmup_s": float(sys.argv[7]), "repeat": reps,
+                      "ringserve_pinned": sys.argv[9] == "on",
                       "comparisons": rows}, indent=1))
     sys.exit(0)
 def fmt(v, metric):
@@ -455,6 +461,7 @@ def fmt(v, metric):
         return "-"
     return f"{v:,.0f} req/s" if metric == "rps" else f"{v:,.1f} us"
 print()
+print(f"ringserve threads pinned: {sys.argv[9]} (--pin)")
 print(f"{'comparison':<66} {'A':>16} {'B':>16} {'A/B':>7}  errors A/B" + ("  (medians of %d runs)" % reps if reps > 1 else ""))
 for r in rows:
     if r.get("missing"):
