@@ -35,6 +35,7 @@
 #include "engine/router/router.h"
 #include "io/frame.h"
 #include "io/loop.h"
+#include "topo/cpuset.h"
 #include "topo/topo_metrics.h"
 
 typedef struct rs_coord rs_coord;
@@ -166,6 +167,8 @@ struct rs_core {
     rs_coord *co;
     uint32_t index;
     int cpu; /* -1: not pinned */
+    bool pinned;
+    rs_cpuset cpus; /* where its thread is pinned (when pinned) */
     pthread_t thread;
     rs_loop *loop;
     rs_http_server *http;

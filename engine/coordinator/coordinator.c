@@ -23,6 +23,7 @@
 #include "engine/common/clock.h"
 #include "engine/common/log.h"
 #include "engine/common/opts.h"
+#include "engine/coordinator/balance.h"
 #include "engine/coordinator/coord.h"
 #include "io/loop_config.h"
 #include "topo/bind.h"
@@ -217,13 +218,10 @@ void rs_core_fini(rs_core *core) {
 
 /* ---- connection balance ----------------------------------------------------------------- */
 
-/* The kernel spreads a SO_REUSEPORT port's connections over the cores by a
- * hash of their addresses: a client's 32 long-lived connections can land 10
- * on one core and 22 on the other, and the busy core then sets the pace. A
- * core that accepts a connection while it serves more than the least loaded
- * core hands the socket to that core (one post), so each core serves its
- * share, as memcached's dispatcher thread arranges, with no thread in the
- * way. */
+/* The accept hook: every core accepts on its SO_REUSEPORT socket, then
+ * rs_balance_pick (balance.h: even first, then the core on the CPU that
+ * receives the connection's packets) says which core serves the
+ * connection; another core gets the socket with one post and adopts it. */
 static void rs_core_adopt(rs_loop *loop, void *arg) {
     rs_core *core = rs_loop_udata(loop);
     uintptr_t v = (uintptr_t)arg;
@@ -231,27 +229,26 @@ static void rs_core_adopt(rs_loop *loop, void *arg) {
     rs_loop_adopt(loop, (v & 1) ? core->http_listener : core->framed_listener, (int)(v >> 1));
 }
 
-static uint32_t rs_core_load(rs_core *c) {
-    return rs_loop_accepted_open(c->loop) + atomic_load(&c->incoming);
-}
-
 static bool rs_core_balance_accept(rs_loop *loop, int lid, int fd, void *arg) {
     (void)loop;
     rs_core *core = arg;
     rs_coord *co = core->co;
     if (co->n_cores < 2 || atomic_load(&co->draining)) return false;
-    uint32_t mine = rs_core_load(core), least = mine;
-    rs_core *to = NULL;
+    int incoming_cpu = -1;
+    socklen_t len = sizeof(incoming_cpu);
+    if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &incoming_cpu, &len) != 0) incoming_cpu = -1;
+    uint32_t loads[64];
+    int preferred = -1;
+    RS_ASSERT(co->n_cores <= 64);
     for (uint32_t i = 0; i < co->n_cores; i++) {
         rs_core *c = &co->cores[i];
-        if (c == core || !atomic_load(&c->started) || c->start_error) continue;
-        uint32_t n = rs_core_load(c);
-        if (n < least) {
-            least = n;
-            to = c;
-        }
+        bool up = c == core || (atomic_load(&c->started) && !c->start_error);
+        loads[i] = up ? rs_loop_accepted_open(c->loop) + atomic_load(&c->incoming) : RS_BALANCE_UNAVAILABLE;
+        if (up && c->pinned && incoming_cpu >= 0 && rs_cpuset_has(&c->cpus, incoming_cpu)) preferred = (int)i;
     }
-    if (!to) return false;
+    uint32_t pick = rs_balance_pick(loads, co->n_cores, core->index, preferred, RS_BALANCE_SLACK);
+    if (pick == core->index) return false;
+    rs_core *to = &co->cores[pick];
     uintptr_t v = ((uintptr_t)(uint32_t)fd << 1) | (lid == core->http_listener ? 1u : 0u);
     atomic_fetch_add(&to->incoming, 1);
     if (rs_loop_post(to->loop, rs_core_adopt, (void *)v) != 0) {
@@ -315,6 +312,8 @@ static void *rs_core_thread(void *arg) {
     if (st->entry) {
         rs_plan_apply_entry(NULL, st->entry, &b);
         core->cpu = b.pinned ? rs_cpuset_next(&st->entry->cpus, 0) : -1;
+        core->pinned = b.pinned;
+        core->cpus = b.effective;
     }
     if (rs_core_init(core, core->co, core->index, &core->err) != 0) {
         atomic_fetch_add(&core->co->loops_stopped, 1);

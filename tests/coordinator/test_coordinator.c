@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "engine/coordinator/balance.h"
 #include "engine/common/clock.h"
 #include "engine/coordinator/coord.h"
 #include "engine/coordinator/supervisor.h"
@@ -236,9 +237,31 @@ static void test_supervisor_stop_terminates_workers(void **state) {
     unlink(script_path);
 }
 
+static void test_balance_pick(void **state) {
+    (void)state;
+    const uint32_t U = RS_BALANCE_UNAVAILABLE;
+    /* even first: the least loaded core, self on a tie, else the lowest index */
+    assert_int_equal(rs_balance_pick((uint32_t[]){3, 1, 1}, 3, 0, -1, 1), 1);
+    assert_int_equal(rs_balance_pick((uint32_t[]){1, 1}, 2, 1, -1, 1), 1);
+    assert_int_equal(rs_balance_pick((uint32_t[]){U, 4}, 2, 1, -1, 1), 1);
+    /* then local: the incoming CPU's core while within the slack */
+    assert_int_equal(rs_balance_pick((uint32_t[]){0, 0}, 2, 1, 0, 1), 0);
+    assert_int_equal(rs_balance_pick((uint32_t[]){1, 0}, 2, 1, 0, 1), 0);
+    assert_int_equal(rs_balance_pick((uint32_t[]){2, 0}, 2, 0, 0, 1), 1);
+    assert_int_equal(rs_balance_pick((uint32_t[]){5, 2, 4}, 3, 0, 2, 1), 1);
+    assert_int_equal(rs_balance_pick((uint32_t[]){U, 0}, 2, 1, 0, 1), 1);
+    /* one client on CPU 0 opens 32 connections the kernel hands to either
+     * core: core 0 gets its share plus at most the slack, no more */
+    uint32_t loads[2] = {0, 0};
+    for (uint32_t k = 0; k < 32; k++) loads[rs_balance_pick(loads, 2, (k * 7) % 2, 0, 1)]++;
+    assert_true(loads[0] >= loads[1] && loads[0] - loads[1] <= 2);
+    assert_int_equal(loads[0] + loads[1], 32);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_defaults_and_values),
+        cmocka_unit_test(test_balance_pick),
         cmocka_unit_test(test_server_errors),
         cmocka_unit_test(test_workers_config),
         cmocka_unit_test(test_io_section),
