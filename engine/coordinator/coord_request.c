@@ -137,7 +137,8 @@ void rs_core_record(rs_core *core, rs_req *r, rs_req_outcome oc) {
  * membership events: wait for the target to drain it. */
 static void rs_post_to(rs_core *target, rs_post_fn fn, void *arg) {
     for (uint32_t tries = 0; rs_loop_post(target->loop, fn, arg) != 0; tries++) {
-        if (tries == 100000) { /* only a stopped loop never drains */
+        /* only a stopped loop never drains: at shutdown, give up at once */
+        if (tries == 100000 || atomic_load(&target->co->stop)) {
             RS_ERROR("cannot post to core %u (its queue stays full): a request is lost", target->index);
             return;
         }
