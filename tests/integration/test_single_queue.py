@@ -9,10 +9,13 @@ Stdlib only (plus clients/python/ringserve_client.py)."""
 import json
 import os
 import re
+import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -187,6 +190,66 @@ workers:
             self.assertIn(f"model 'mlp-shared' is overloaded: its queue is full (max_queue_size {QUEUE})", msg)
         c1, s1 = self.batches("mlp-shared")
         self.assertEqual((c1 - c0, s1 - s0), (2, 1 + QUEUE))
+
+
+class SingleQueueFailoverTest(unittest.TestCase):
+    """A worker SIGKILLed while the home thread has batches of lent requests
+    out: they are retried on the other worker and every client still gets
+    its own answer."""
+
+    def test_worker_killed_under_load(self):
+        with Harness("single_queue_kill") as h:
+            models = write_models(h)
+            base = consecutive_free_ports(2)
+            cfg = h.write("serve.yaml", f"""
+server:
+  host: 127.0.0.1
+  http_port: 0
+  framed_port: 0
+  io_threads: 2
+  worker_timeout_ms: 3000
+models:
+  repository: [{models}]
+  load: [identity-shared]
+workers:
+  count: 2
+  base_port: {base}
+  models: [identity-shared]
+  restart_backoff_ms: 100
+health:
+  interval_ms: 300
+  timeout_ms: 200
+  failure_threshold: 2
+retry:
+  max_attempts: 3
+  budget_percent: 100
+""")
+            proc, _, framed = start_serve(h, cfg)
+            wrong, errors = [], []
+
+            def client(k):
+                try:
+                    with rc.FramedClient("127.0.0.1", framed, timeout_s=15) as c:
+                        for i in range(3000):
+                            v = [float(k * 100000 + i)] * 16
+                            out = c.infer("identity-shared", [rc.Tensor.from_list("x", "FP32", [1, 16], v)])
+                            if list(struct.unpack("<16f", bytes(out.outputs["y"].data))) != v:
+                                wrong.append((k, i))
+                except Exception as e:  # noqa: BLE001
+                    errors.append(f"client {k}: {e!r}")
+
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+            for t in threads:
+                t.start()
+            time.sleep(0.2)  # the clients are under way
+            workers = wait_for(lambda: [int(p) for p in subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()],
+                what="worker processes")
+            os.kill(workers[0], signal.SIGKILL)
+            self.assertTrue(any(t.is_alive() for t in threads), "the clients finished before the kill")
+            for t in threads:
+                t.join(60)
+            self.assertEqual((wrong, errors), ([], []))
 
 
 if __name__ == "__main__":
