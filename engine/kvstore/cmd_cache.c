@@ -4,6 +4,7 @@
  * operator can look at what the running processes share; only `set`
  * creates the segment when it does not exist yet. Exit codes: 0 done, 1 key not found, 2
  * usage/config/attach error. */
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@ static void rs_cache_usage(FILE *out) {
     fprintf(
         out,
         "usage: ringserve cache <command> --config FILE [args]\n"
-        "  stats              counters: hits, misses, hit rate, size, evictions, oversize\n"
+        "  stats [--json]     counters: hits, misses, hit rate, size, evictions, oversize\n"
         "  get KEY [--raw]    show an entry (KEY: 32 hex digits); --raw writes the value bytes\n"
         "  set KEY VALUE [--ttl S]  store VALUE (text), creating the segment if needed;\n"
         "                     S seconds, 0 = never, default from config\n"
@@ -49,26 +50,41 @@ static int rs_cache_key_arg(const char *arg, rs_kv_key *key) {
     return 0;
 }
 
-static void rs_cache_print_stats(rs_kv *kv, const char *name) {
+/* One table both renderings walk, so text and JSON cannot disagree. */
+static void rs_cache_print_stats(rs_kv *kv, const char *name, bool as_json) {
     rs_kv_stats s;
     rs_kv_stats_get(kv, &s);
-    printf("segment          /%s\n", name);
-    printf("shards           %u\n", s.shards);
-    printf("capacity_bytes   %llu\n", (unsigned long long)s.capacity_bytes);
-    printf("max_value_bytes  %llu\n", (unsigned long long)s.max_value_bytes);
-    printf("items            %llu\n", (unsigned long long)s.items);
-    printf("value_bytes      %llu\n", (unsigned long long)s.value_bytes);
-    printf("used_bytes       %llu\n", (unsigned long long)s.used_bytes);
-    printf("hits             %llu\n", (unsigned long long)s.hits);
-    printf("misses           %llu\n", (unsigned long long)s.misses);
-    printf("hit_rate         %.4f\n", s.hit_rate);
-    printf("sets             %llu\n", (unsigned long long)s.sets);
-    printf("deletes          %llu\n", (unsigned long long)s.deletes);
-    printf("evictions        %llu\n", (unsigned long long)s.evictions);
-    printf("expired          %llu\n", (unsigned long long)s.expired);
-    printf("oversize         %llu\n", (unsigned long long)s.oversize);
-    printf("recoveries       %llu\n", (unsigned long long)s.recoveries);
-    printf("torn             %llu\n", (unsigned long long)s.torn);
+    const struct {
+        const char *key;
+        uint64_t value;
+    } counters[] = {
+        {"shards", s.shards},       {"capacity_bytes", s.capacity_bytes},
+        {"max_value_bytes", s.max_value_bytes},
+        {"items", s.items},         {"value_bytes", s.value_bytes},
+        {"used_bytes", s.used_bytes}, {"hits", s.hits},
+        {"misses", s.misses},       {"sets", s.sets},
+        {"deletes", s.deletes},     {"evictions", s.evictions},
+        {"expired", s.expired},     {"oversize", s.oversize},
+        {"recoveries", s.recoveries}, {"torn", s.torn},
+    };
+    size_t n = sizeof(counters) / sizeof(counters[0]);
+    if (as_json) {
+        char segment[RS_KV_NAME_BYTES + 2];
+        snprintf(segment, sizeof(segment), "/%s", name);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "segment", json_object_new_string(segment));
+        for (size_t i = 0; i < n; i++)
+            json_object_object_add(o, counters[i].key, json_object_new_uint64(counters[i].value));
+        json_object_object_add(o, "hit_rate", json_object_new_double(s.hit_rate));
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+        return;
+    }
+    printf("%-16s /%s\n", "segment", name);
+    for (size_t i = 0; i < n; i++) {
+        printf("%-16s %llu\n", counters[i].key, (unsigned long long)counters[i].value);
+        if (strcmp(counters[i].key, "misses") == 0) printf("%-16s %.4f\n", "hit_rate", s.hit_rate);
+    }
 }
 
 static int rs_cache_get(rs_kv *kv, const rs_kv_key *key, bool raw) {
@@ -109,7 +125,7 @@ static int rs_cache_get(rs_kv *kv, const rs_kv_key *key, bool raw) {
 int rs_cmd_cache(int argc, char **argv) {
     const char *config = NULL, *op = NULL, *pos[2] = {NULL, NULL};
     const char *ttl_arg = NULL;
-    bool raw = false;
+    bool raw = false, as_json = false;
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -124,6 +140,8 @@ int rs_cmd_cache(int argc, char **argv) {
             ttl_arg = argv[++i];
         } else if (strcmp(a, "--raw") == 0) {
             raw = true;
+        } else if (strcmp(a, "--json") == 0) {
+            as_json = true;
         } else if (strncmp(a, "--", 2) == 0) {
             fprintf(stderr, "ringserve cache: unknown option '%s'\n", a);
             rs_cache_usage(stderr);
@@ -186,7 +204,7 @@ int rs_cmd_cache(int argc, char **argv) {
     }
     int rc = 0;
     switch (which) {
-    case 0: rs_cache_print_stats(kv, cfg.name); break;
+    case 0: rs_cache_print_stats(kv, cfg.name, as_json); break;
     case 1: rc = rs_cache_get(kv, &key, raw); break;
     case 2: {
         if (ttl_s == RS_KV_TTL_DEFAULT) ttl_s = (int64_t)cfg.default_ttl_s;

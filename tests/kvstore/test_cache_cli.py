@@ -3,6 +3,7 @@
 Stdlib only. Each run uses its own segment name and temporary directory and
 destroys the segment at the end (also on failure).
 """
+import json
 import os
 import subprocess
 import tempfile
@@ -71,6 +72,14 @@ class CacheCli(unittest.TestCase):
         self.assertEqual(s["misses"], "1")
         self.assertEqual(s["hit_rate"], "0.6667")
         self.assertEqual(s["max_value_bytes"], "1024")
+        # the same counters as JSON, for tools
+        r = self.run_cache("stats", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)
+        self.assertEqual(j["segment"], "/" + self.name)
+        self.assertEqual((j["items"], j["hits"], j["misses"], j["max_value_bytes"]), (1, 2, 1, 1024))
+        self.assertAlmostEqual(j["hit_rate"], 2 / 3, places=4)
+        self.assertEqual(set(s) - {"segment"}, set(j) - {"segment"})
 
         r = self.run_cache("set", OTHER, "x" * 1025)
         self.assertEqual(r.returncode, 2)
