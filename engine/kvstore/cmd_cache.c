@@ -58,14 +58,21 @@ static void rs_cache_print_stats(rs_kv *kv, const char *name, bool as_json) {
         const char *key;
         uint64_t value;
     } counters[] = {
-        {"shards", s.shards},       {"capacity_bytes", s.capacity_bytes},
+        {"shards", s.shards},
+        {"capacity_bytes", s.capacity_bytes},
         {"max_value_bytes", s.max_value_bytes},
-        {"items", s.items},         {"value_bytes", s.value_bytes},
-        {"used_bytes", s.used_bytes}, {"hits", s.hits},
-        {"misses", s.misses},       {"sets", s.sets},
-        {"deletes", s.deletes},     {"evictions", s.evictions},
-        {"expired", s.expired},     {"oversize", s.oversize},
-        {"recoveries", s.recoveries}, {"torn", s.torn},
+        {"items", s.items},
+        {"value_bytes", s.value_bytes},
+        {"used_bytes", s.used_bytes},
+        {"hits", s.hits},
+        {"misses", s.misses},
+        {"sets", s.sets},
+        {"deletes", s.deletes},
+        {"evictions", s.evictions},
+        {"expired", s.expired},
+        {"oversize", s.oversize},
+        {"recoveries", s.recoveries},
+        {"torn", s.torn},
     };
     size_t n = sizeof(counters) / sizeof(counters[0]);
     if (as_json) {
@@ -76,7 +83,8 @@ static void rs_cache_print_stats(rs_kv *kv, const char *name, bool as_json) {
         for (size_t i = 0; i < n; i++)
             json_object_object_add(o, counters[i].key, json_object_new_uint64(counters[i].value));
         json_object_object_add(o, "hit_rate", json_object_new_double(s.hit_rate));
-        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
         return;
     }
