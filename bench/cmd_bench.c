@@ -12,6 +12,7 @@
 #include "bench/request.h"
 #include "engine/cmd.h"
 #include "engine/common/opts.h"
+#include "io/loop.h"
 #include "io/frame.h"
 #include "io/loop.h"
 
@@ -331,8 +332,15 @@ int rs_cmd_bench(int argc, char **argv) {
         fprintf(stderr, "ringserve bench: '%s': expected HOST:PORT\n", addr);
         return 2;
     }
+    /* the client's loops dial numeric addresses only: resolve the name now */
+    char numeric[64];
+    rs_err rerr = {0};
+    if (rs_resolve_host(host, numeric, sizeof(numeric), &rerr) != 0) {
+        fprintf(stderr, "ringserve bench: %s\n", rerr.msg);
+        return 2;
+    }
     cfg.proto = (rs_bench_proto)proto;
-    cfg.host = host;
+    cfg.host = numeric;
     cfg.port = port;
     ro.proto = cfg.proto;
     ro.host = host;

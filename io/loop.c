@@ -9,6 +9,7 @@
  * (submit + wait + dispatch completions) -> posts -> timers -> pending work
  * (deferred closes, re-delivery after resume) -> tick -> flush sends. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <numa.h>
@@ -991,6 +992,28 @@ void rs_loop_get_stats(const rs_loop *loop, rs_loop_stats *out) {
 
 /* ---- listeners, connect, watches ---------------------------------------- */
 
+bool rs_host_is_numeric(const char *host) {
+    unsigned char buf[sizeof(struct in6_addr)];
+    return host && (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1);
+}
+
+int rs_resolve_host(const char *host, char *out, size_t out_bytes, rs_err *err) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc = host && *host ? getaddrinfo(host, NULL, &hints, &res) : EAI_NONAME;
+    if (rc != 0 || !res) {
+        rs_err_set(err, "address '%s': %s", host ? host : "", gai_strerror(rc));
+        return -1;
+    }
+    rc = getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)out_bytes, NULL, 0, NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        rs_err_set(err, "address '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 int rs__resolve_addr(const char *host, uint16_t port, struct sockaddr_storage *out,
                      socklen_t *out_len, rs_err *err) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -1086,6 +1109,13 @@ rs_conn *rs_loop_connect(rs_loop *loop, const char *host, uint16_t port, const r
     }
     struct sockaddr_storage ss;
     socklen_t sl;
+    /* A loop thread never waits on DNS: names are resolved before the loops
+     * run (rs_resolve_host), so only numeric addresses get here. */
+    if (!rs_host_is_numeric(host)) {
+        rs_err_set(err, "io: connect %s:%u: not a numeric address (io threads resolve no names; "
+                   "resolve it at start-up with rs_resolve_host)", host ? host : "", port);
+        return NULL;
+    }
     if (rs__resolve_addr(host, port, &ss, &sl, err) != 0) return NULL;
     rs_conn *c = rs__conn_alloc(loop);
     if (!c) {

@@ -143,9 +143,16 @@ int rs_loop_adopt(rs_loop *loop, int listener_id, int fd);
 /* Accepted connections open on the loop now; any thread may read it. */
 uint32_t rs_loop_accepted_open(const rs_loop *loop);
 
-/* Outbound connection (non-blocking; on_connect reports the result). */
+/* Outbound connection (non-blocking; on_connect reports the result). host
+ * must be a numeric address: a loop thread never waits on DNS. */
 rs_conn *rs_loop_connect(rs_loop *loop, const char *host, uint16_t port, const rs_conn_ops *ops,
                          void *udata, rs_err *err);
+/* True for a numeric IPv4 or IPv6 address. */
+bool rs_host_is_numeric(const char *host);
+/* Resolves a host name (or address) to numeric text, the first address
+ * getaddrinfo gives. Blocking: for start-up and configuration, never on a
+ * loop thread. Returns 0, or -1 with "address '<host>': <why>". */
+int rs_resolve_host(const char *host, char *out, size_t out_bytes, rs_err *err);
 
 /* Connections. */
 rs_conn_id rs_conn_get_id(const rs_conn *c);

@@ -38,7 +38,9 @@ typedef struct worker {
     /* accepted connections, to flush and close them when draining */
     rs_conn_id *conns;
     uint32_t n_conns;
-    /* the coordinator link */
+    /* the coordinator link; both addresses numeric, resolved at start-up */
+    char coordinator_addr[RS_WORKER_HOST_BYTES];
+    char advertise_addr[RS_WORKER_HOST_BYTES]; /* cfg.host, sent in REGISTER */
     rs_conn_id coord;
     bool registered;
     uint32_t heartbeat_ms;
@@ -365,7 +367,7 @@ static void send_register(worker *w, rs_conn *c) {
     static rs_register_msg r;
     memset(&r, 0, sizeof(r));
     r.worker_id = rs_str_c(w->cfg.id);
-    r.host = rs_str_c(w->cfg.host);
+    r.host = rs_str_c(w->advertise_addr);
     r.port = w->cfg.port;
     r.token = rs_str_c(w->cfg.token);
     r.numa_node = -1;
@@ -466,8 +468,8 @@ static const rs_conn_ops coord_ops = {
 static void coord_connect(worker *w) {
     if (w->draining || w->coord) return;
     rs_err err = {0};
-    rs_conn *c = rs_loop_connect(w->loop, w->cfg.coordinator_host, w->cfg.coordinator_port,
-                                 &coord_ops, w, &err);
+    rs_conn *c = rs_loop_connect(w->loop, w->coordinator_addr, w->cfg.coordinator_port, &coord_ops,
+                                 w, &err);
     if (!c) {
         RS_LOG_ONCE(RS_LOG_WARN, "coordinator %s:%u: %s (retrying)", w->cfg.coordinator_host,
                     w->cfg.coordinator_port, err.msg);
@@ -611,6 +613,16 @@ int rs_worker_main(const rs_worker_config *cfg, const rs_registry_config *models
         return 2;
     }
     if (!w->cfg.id[0]) snprintf(w->cfg.id, sizeof(w->cfg.id), "%s:%u", w->cfg.host, w->cfg.port);
+    /* Names are resolved here, once, before the loop runs: the loop never
+     * waits on DNS, and the coordinator gets an address it can dial. */
+    if (rs_resolve_host(w->cfg.host, w->advertise_addr, sizeof(w->advertise_addr), &err) != 0 ||
+        (w->cfg.coordinator_port &&
+         rs_resolve_host(w->cfg.coordinator_host, w->coordinator_addr, sizeof(w->coordinator_addr),
+                         &err) != 0)) {
+        fprintf(stderr, "ringserve worker: %s\n", err.msg);
+        worker_free(w);
+        return 2;
+    }
     char tag[48];
     snprintf(tag, sizeof(tag), "worker:%u", w->cfg.port);
     rs_log_set_tag(tag);

@@ -429,6 +429,25 @@ static int rs_coord_load(rs_coord *co, const char *file, const rs_coord_override
     if (rs_router_config_parse(&root, &co->rcfg, err) != 0) goto out;
     for (uint32_t i = 0; ov && i < ov->n_workers; i++)
         if (rs_cluster_add_worker_arg(&co->rcfg.cluster, ov->workers[i], err) != 0) goto out;
+    /* Names become addresses now, once: io threads never wait on DNS, and
+     * a static worker compares equal to the same worker registering. */
+    for (uint32_t i = 0; i < co->rcfg.cluster.n_workers; i++) {
+        rs_static_worker *sw = &co->rcfg.cluster.workers[i];
+        char addr[RS_HOST_BYTES];
+        if (rs_resolve_host(sw->host, addr, sizeof(addr), err) != 0) {
+            rs_err_prefix(err, "cluster.workers[%u]", i);
+            goto out;
+        }
+        snprintf(sw->host, sizeof(sw->host), "%s", addr);
+    }
+    if (co->rcfg.cluster.local_host[0]) {
+        char addr[RS_HOST_BYTES];
+        if (rs_resolve_host(co->rcfg.cluster.local_host, addr, sizeof(addr), err) != 0) {
+            rs_err_prefix(err, "cluster.local_host");
+            goto out;
+        }
+        snprintf(co->rcfg.cluster.local_host, sizeof(co->rcfg.cluster.local_host), "%s", addr);
+    }
     rs_cfg_node ionode = rs_cfg_get(&root, "io");
     if (rs_loop_config_parse(&ionode, &co->loopcfg, err) != 0) goto out;
     rs_cfg_node cache = rs_cfg_get(&root, "cache");

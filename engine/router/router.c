@@ -14,6 +14,7 @@
 
 #include "engine/common/clock.h"
 #include "engine/common/log.h"
+#include "io/loop.h"
 
 #define NS_PER_MS 1000000ull
 #define ERROR_RATE_ALPHA 0.1
@@ -334,6 +335,17 @@ int rs_router_register(rs_router *r, const rs_register_msg *m, rs_err *err) {
         return refuse(err, id, RS_E_INVALID_INPUT, "address '%.*s:%u' is not a host and port",
                       (int)(m->host.len < RS_HOST_BYTES ? m->host.len : 32),
                       m->host.ptr ? m->host.ptr : "", m->port);
+    {
+        /* the coordinator's io threads dial it and resolve no names */
+        char host[RS_HOST_BYTES];
+        memcpy(host, m->host.ptr, m->host.len);
+        host[m->host.len] = '\0';
+        if (!rs_host_is_numeric(host))
+            return refuse(err, id, RS_E_INVALID_INPUT,
+                          "address '%s' is not a numeric address (a worker advertises the "
+                          "address its host name resolves to)",
+                          host);
+    }
     if (m->n_models == 0 || m->n_models > RS_MAX_WORKER_MODELS)
         return refuse(err, id, RS_E_INVALID_INPUT, "it serves %u models (1 to %d allowed)",
                       m->n_models, RS_MAX_WORKER_MODELS);

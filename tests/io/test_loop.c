@@ -928,6 +928,16 @@ static void test_connect_refused(void **state) {
     /* a name that is not an address is refused up front with a message */
     assert_null(rs_loop_connect(loop, "not an address!", 1, &client_ops, &cl, &err));
     assert_non_null(strstr(err.msg, "not an address!"));
+    /* so is a host name: a loop thread never waits on DNS */
+    assert_null(rs_loop_connect(loop, "localhost", 1, &client_ops, &cl, &err));
+    assert_string_equal(err.msg, "io: connect localhost:1: not a numeric address (io threads resolve "
+                                 "no names; resolve it at start-up with rs_resolve_host)");
+    char addr[64];
+    assert_int_equal(rs_resolve_host("localhost", addr, sizeof(addr), &err), 0);
+    assert_true(strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0);
+    assert_true(rs_host_is_numeric(addr) && rs_host_is_numeric("::1") && !rs_host_is_numeric("localhost"));
+    assert_int_equal(rs_resolve_host("", addr, sizeof(addr), &err), -1); /* no DNS query */
+    assert_non_null(strstr(err.msg, "address '': "));
     rs_loop_destroy(loop);
 }
 

@@ -105,6 +105,17 @@ static void test_registration_refusals(void **state) {
     f.msg.token = rs_str_c("s3cret");
     f.msg.port = 0;
     assert_int_equal(rs_router_register(fx->r, &f.msg, &err), -RS_E_INVALID_INPUT);
+    /* a host name: the coordinator's io threads would have to resolve it */
+    fake_worker_init(&f, 0, models, 1, 0);
+    f.msg.token = rs_str_c("s3cret");
+    f.msg.host = rs_str_c("worker-0.example");
+    assert_int_equal(rs_router_register(fx->r, &f.msg, &err), -RS_E_INVALID_INPUT);
+    assert_string_equal(err.msg, "registration of worker 'w0' refused: address 'worker-0.example' is "
+                                 "not a numeric address (a worker advertises the address its host "
+                                 "name resolves to)");
+    f.msg.host = rs_str_c("fd00::7"); /* IPv6 is numeric */
+    assert_int_equal(rs_router_register(fx->r, &f.msg, &err), 0);
+    assert_int_equal(rs_router_deregister(fx->r, f.msg.worker_id), 0);
     assert_int_equal(rs_router_worker_count(fx->r), 0); /* nothing refused got in */
 
     /* full table: a clear error, existing workers untouched */
