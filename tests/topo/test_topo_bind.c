@@ -120,6 +120,16 @@ static void *apply_thread(void *arg) {
     return NULL;
 }
 
+/* Applies an entry in a fresh thread (as an io or worker thread would) and
+ * returns what it got. */
+static rs_topo_binding apply_in_thread(const rs_plan_entry *entry) {
+    apply_job j = {.entry = entry};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, apply_thread, &j), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    return j.binding;
+}
+
 static void test_apply_plan_entries(void **state) {
     (void)state;
     rs_topo *sys = rs_topo_system();
@@ -132,13 +142,10 @@ static void test_apply_plan_entries(void **state) {
     assert_int_equal(rs_plan_build(rs_topo_get_info(sys), &cfg, &m, 1, plan, &err), 0);
     assert_true(plan->entry_count >= 2); /* an io loop and a worker shard */
     for (int i = 0; i < plan->entry_count; i++) {
-        apply_job j = {.entry = &plan->entries[i]};
-        pthread_t t;
-        assert_int_equal(pthread_create(&t, NULL, apply_thread, &j), 0);
-        assert_int_equal(pthread_join(t, NULL), 0);
-        assert_true(j.binding.pinned);
-        assert_true(j.binding.memory_bound);
-        assert_true(rs_cpuset_equal(&j.binding.effective, &plan->entries[i].cpus));
+        rs_topo_binding b = apply_in_thread(&plan->entries[i]);
+        assert_true(b.pinned);
+        assert_true(b.memory_bound);
+        assert_true(rs_cpuset_equal(&b.effective, &plan->entries[i].cpus));
     }
     /* topology.pin: false: the same plan, no thread bound to its CPUs */
     rs_cpuset allowed;
@@ -147,13 +154,10 @@ static void test_apply_plan_entries(void **state) {
     assert_int_equal(rs_plan_build(rs_topo_get_info(sys), &cfg, &m, 1, plan, &err), 0);
     for (int i = 0; i < plan->entry_count; i++) {
         assert_true(plan->entries[i].no_pin);
-        apply_job j = {.entry = &plan->entries[i]};
-        pthread_t t;
-        assert_int_equal(pthread_create(&t, NULL, apply_thread, &j), 0);
-        assert_int_equal(pthread_join(t, NULL), 0);
-        assert_false(j.binding.pinned);
-        assert_true(j.binding.memory_bound);
-        assert_true(rs_cpuset_equal(&j.binding.effective, &allowed));
+        rs_topo_binding b = apply_in_thread(&plan->entries[i]);
+        assert_false(b.pinned);
+        assert_true(b.memory_bound);
+        assert_true(rs_cpuset_equal(&b.effective, &allowed));
     }
     free(plan);
 }
