@@ -1005,7 +1005,15 @@ int rs_resolve_host(const char *host, char *out, size_t out_bytes, rs_err *err) 
         rs_err_set(err, "address '%s': %s", host ? host : "", gai_strerror(rc));
         return -1;
     }
-    rc = getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)out_bytes, NULL, 0, NI_NUMERICHOST);
+    /* IPv4 first when the name has both: listeners default to 127.0.0.1 and
+     * "localhost" often lists ::1 first */
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    rc = getnameinfo(pick->ai_addr, pick->ai_addrlen, out, (socklen_t)out_bytes, NULL, 0, NI_NUMERICHOST);
     freeaddrinfo(res);
     if (rc != 0) {
         rs_err_set(err, "address '%s': %s", host, gai_strerror(rc));

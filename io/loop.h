@@ -149,8 +149,8 @@ rs_conn *rs_loop_connect(rs_loop *loop, const char *host, uint16_t port, const r
                          void *udata, rs_err *err);
 /* True for a numeric IPv4 or IPv6 address. */
 bool rs_host_is_numeric(const char *host);
-/* Resolves a host name (or address) to numeric text, the first address
- * getaddrinfo gives. Blocking: for start-up and configuration, never on a
+/* Resolves a host name (or address) to numeric text: the first IPv4 address
+ * getaddrinfo gives, else its first address. Blocking: for start-up and configuration, never on a
  * loop thread. Returns 0, or -1 with "address '<host>': <why>". */
 int rs_resolve_host(const char *host, char *out, size_t out_bytes, rs_err *err);
 
