@@ -21,6 +21,7 @@
 #include "engine/coordinator/batcher.h"
 #include "engine/kvstore/kvstore.h"
 #include "engine/model_registry/registry.h"
+#include "bench/micro/fake_workers.h"
 #include "engine/router/router.h"
 #include "io/frame.h"
 #include "workers/backend.h"
@@ -364,19 +365,12 @@ static void bench_router(void) {
             free(cfg);
             return;
         }
-        for (int i = 0; i < 16; i++) {
-            char id[32], host[32];
-            snprintf(id, sizeof(id), "w%d", i);
-            snprintf(host, sizeof(host), "10.0.0.%d", i + 1);
-            rs_register_msg m = {.worker_id = rs_str_c(id),
-                                 .host = rs_str_c(host),
-                                 .port = 9000,
-                                 .capacity = 8,
-                                 .numa_node = -1,
-                                 .gpu = -1,
-                                 .n_models = 1};
-            m.models[0].name = rs_str_c("identity");
-            rs_router_register(c.r, &m, &err);
+        static const char *const models[] = {"identity"};
+        if (bench_register_workers(c.r, 16, models, 1, &err) != 0) {
+            fprintf(stderr, "bench_micro: router: %s\n", err.msg);
+            rs_router_destroy(c.r);
+            free(cfg);
+            return;
         }
         bench_ns(name, op_pick, &c);
         rs_router_destroy(c.r);

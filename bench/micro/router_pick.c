@@ -11,6 +11,7 @@
 
 #include "engine/common/clock.h"
 #include "engine/common/log.h"
+#include "bench/micro/fake_workers.h"
 #include "engine/router/router.h"
 
 /* CPU time of this thread: on a shared VM, wall time counts other tenants. */
@@ -30,23 +31,10 @@ static double run_case(rs_lb_strategy strategy, bool keyed, int n_workers, long 
         fprintf(stderr, "router: %s\n", err.msg);
         exit(1);
     }
-    for (int i = 0; i < n_workers; i++) {
-        char id[32], host[32];
-        snprintf(id, sizeof(id), "w%d", i);
-        snprintf(host, sizeof(host), "10.0.0.%d", i + 1);
-        rs_register_msg m = {.worker_id = rs_str_c(id),
-                             .host = rs_str_c(host),
-                             .port = 9000,
-                             .capacity = 8,
-                             .numa_node = -1,
-                             .gpu = -1,
-                             .n_models = 2};
-        m.models[0].name = rs_str_c("identity");
-        m.models[1].name = rs_str_c("digits");
-        if (rs_router_register(r, &m, &err) < 0) {
-            fprintf(stderr, "register: %s\n", err.msg);
-            exit(1);
-        }
+    static const char *const models[] = {"identity", "digits"};
+    if (bench_register_workers(r, n_workers, models, 2, &err) != 0) {
+        fprintf(stderr, "register: %s\n", err.msg);
+        exit(1);
     }
     rs_route_req q = {.model = rs_str_c("digits"), .has_routing_key = keyed};
     uint64_t sink = 0;
