@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from harness import BIN, SRC, Harness, free_port, port_open, wait_for  # noqa: E402
+from harness import BIN, SRC, Harness, digits_rows, free_port, port_open, wait_for  # noqa: E402
 
 import ringserve_client as rc  # noqa: E402  (harness put clients/python on the path)
 from test_serve import serve_config, start_serve  # noqa: E402  (the coordinator tests' node)
@@ -53,19 +53,6 @@ def start_worker(h, port):
     wait_for(lambda: port_open(port) or not p.alive(), what="worker listening")
     assert p.alive(), p.output()
     return p
-
-
-def digits_rows(n):
-    rows = []
-    with open(os.path.join(SRC, "tests", "data", "digits_test.csv")) as f:
-        for line in f:
-            if line.startswith("#") or not line.strip():
-                continue
-            v = line.strip().split(",")
-            rows.append(([float(x) for x in v[:64]], int(v[64])))
-            if len(rows) == n:
-                break
-    return rows
 
 
 def output_values(stdout, name):

@@ -33,6 +33,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def digits_rows(n=None):
+    """The rows of tests/data/digits_test.csv as (64 pixel floats, label),
+    the first n of them or all."""
+    rows = []
+    with open(os.path.join(SRC, "tests", "data", "digits_test.csv")) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            v = line.strip().split(",")
+            rows.append(([float(x) for x in v[:64]], int(v[64])))
+            if len(rows) == n:
+                break
+    return rows
+
+
 def wait_for(pred, timeout_s=20.0, interval_s=0.05, what="condition"):
     """Polls pred() until it returns a truthy value; raises on timeout.
     Timeouts here bound a test's run time; they assert nothing about speed."""

@@ -6,7 +6,6 @@ v2) and the framed protocol: results, the cache, batching, accuracy, every
 bad input, overload, a worker killed under load, and SIGTERM draining.
 Stdlib only (plus clients/python/ringserve_client.py)."""
 import concurrent.futures
-import csv
 import json
 import os
 import random
@@ -19,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Harness, http_request, wait_for  # noqa: E402
+from harness import Harness, digits_rows, http_request, wait_for  # noqa: E402
 import ringserve_client as rc  # noqa: E402
 
 SRC = harness.SRC
@@ -87,17 +86,6 @@ def start_serve(h, cfg):
     wait_for(lambda: http_request(http_port, "GET", "/v2/health/ready")[0] == 200, timeout_s=30,
              what="readiness (workers registered and healthy)")
     return p, http_port, framed_port
-
-
-def digits_rows():
-    rows = []
-    with open(os.path.join(SRC, "tests", "data", "digits_test.csv")) as f:
-        for line in f:
-            if line.startswith("#") or not line.strip():
-                continue
-            vals = [int(v) for v in line.strip().split(",")]
-            rows.append((vals[:64], vals[64]))
-    return rows
 
 
 def infer_body(pixels_rows, id=None, params=None):

@@ -23,7 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from harness import SRC, Harness, free_port, port_open, wait_for  # noqa: E402
+from harness import SRC, Harness, digits_rows, free_port, port_open, wait_for  # noqa: E402
 
 import ringserve_client as rc  # noqa: E402  (harness put clients/python on the path)
 
@@ -40,17 +40,6 @@ max_batch_size: 16
 instances: 1
 stages: inline
 """
-
-
-def digits_rows():
-    rows = []
-    with open(os.path.join(SRC, "tests", "data", "digits_test.csv")) as f:
-        for line in f:
-            if line.startswith("#") or not line.strip():
-                continue
-            v = line.strip().split(",")
-            rows.append(([float(x) for x in v[:64]], int(v[64])))
-    return rows
 
 
 def pixels(values, rows=1, dtype="FP32", name="pixels", width=64):
