@@ -166,8 +166,7 @@ typedef struct rs_core_model {
 struct rs_core {
     rs_coord *co;
     uint32_t index;
-    int cpu; /* -1: not pinned */
-    bool pinned;
+    bool pinned;    /* its thread is bound to cpus by the plan */
     rs_cpuset cpus; /* where its thread is pinned (when pinned) */
     pthread_t thread;
     rs_loop *loop;

@@ -150,8 +150,7 @@ static void rs_req_returned(rs_loop *loop, void *arg);
 
 /* The home core ends a lent request: the result goes into the request's
  * arena (bytes may already be there) and the request back to its owner. */
-static void rs_req_give_back(rs_core *home, rs_req *r, rs_status st, const void *bytes, size_t len) {
-    (void)home;
+static void rs_req_give_back(rs_req *r, rs_status st, const void *bytes, size_t len) {
     if (len > r->arena_cap) len = r->arena_cap;
     if (bytes != r->arena) memcpy(r->arena, bytes, len);
     r->remote_status = st;
@@ -192,7 +191,7 @@ void rs_req_fail(rs_core *core, rs_req *r, rs_status st, const char *fmt, ...) {
     vsnprintf(msg + off, sizeof(msg) - off, fmt, ap);
     va_end(ap);
     if (r->core != core) {
-        rs_req_give_back(core, r, st, msg, strlen(msg));
+        rs_req_give_back(r, st, msg, strlen(msg));
         return;
     }
     uint32_t retry_after = (st == RS_E_OVERLOADED || st == RS_E_UNAVAILABLE) ? core->co->cfg.retry_after_s : 0;
@@ -279,10 +278,10 @@ void rs_req_succeed(rs_core *core, rs_req *r, const rs_tensor_list *outputs, boo
             int len = snprintf(msg, sizeof(msg),
                                "the answer is larger than server.request_arena_bytes (%zu bytes)",
                                r->arena_cap);
-            rs_req_give_back(core, r, RS_E_INTERNAL, msg, (size_t)len);
+            rs_req_give_back(r, RS_E_INTERNAL, msg, (size_t)len);
             return;
         }
-        rs_req_give_back(core, r, RS_OK, r->arena, n);
+        rs_req_give_back(r, RS_OK, r->arena, n);
         return;
     }
     rs_tensor_list sel;

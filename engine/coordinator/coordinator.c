@@ -311,7 +311,6 @@ static void *rs_core_thread(void *arg) {
     rs_topo_binding b = {0};
     if (st->entry) {
         rs_plan_apply_entry(NULL, st->entry, &b);
-        core->cpu = b.pinned ? rs_cpuset_next(&st->entry->cpus, 0) : -1;
         core->pinned = b.pinned;
         core->cpus = b.effective;
     }
@@ -593,7 +592,6 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
     for (uint32_t i = 0; i < co->n_cores; i++) {
         co->cores[i].co = co;
         co->cores[i].index = i;
-        co->cores[i].cpu = -1;
         starts[i].core = &co->cores[i];
         for (int e = 0; e < plan->entry_count; e++) {
             if (plan->entries[e].role == RS_PLAN_IO && plan->entries[e].instance == (int)i) {
