@@ -414,6 +414,14 @@ static int rs_coord_metrics_setup(rs_coord *co, const rs_plan *plan, rs_err *err
     return rs_metrics_freeze(co->metrics, err);
 }
 
+/* Replaces a host name with the address it resolves to (rs_resolve_host). */
+static int rs_resolve_in_place(char *host, size_t host_bytes, rs_err *err) {
+    char addr[RS_HOST_BYTES];
+    if (rs_resolve_host(host, addr, sizeof(addr), err) != 0) return -1;
+    snprintf(host, host_bytes, "%s", addr);
+    return 0;
+}
+
 static int rs_coord_load(rs_coord *co, const char *file, const rs_coord_overrides *ov, rs_plan *plan,
                          rs_err *err) {
     rs_cfg *cfg = rs_cfg_load_file(file, err);
@@ -432,20 +440,15 @@ static int rs_coord_load(rs_coord *co, const char *file, const rs_coord_override
      * a static worker compares equal to the same worker registering. */
     for (uint32_t i = 0; i < co->rcfg.cluster.n_workers; i++) {
         rs_static_worker *sw = &co->rcfg.cluster.workers[i];
-        char addr[RS_HOST_BYTES];
-        if (rs_resolve_host(sw->host, addr, sizeof(addr), err) != 0) {
+        if (rs_resolve_in_place(sw->host, sizeof(sw->host), err) != 0) {
             rs_err_prefix(err, "cluster.workers[%u]", i);
             goto out;
         }
-        snprintf(sw->host, sizeof(sw->host), "%s", addr);
     }
-    if (co->rcfg.cluster.local_host[0]) {
-        char addr[RS_HOST_BYTES];
-        if (rs_resolve_host(co->rcfg.cluster.local_host, addr, sizeof(addr), err) != 0) {
-            rs_err_prefix(err, "cluster.local_host");
-            goto out;
-        }
-        snprintf(co->rcfg.cluster.local_host, sizeof(co->rcfg.cluster.local_host), "%s", addr);
+    rs_cluster_config *cl = &co->rcfg.cluster;
+    if (cl->local_host[0] && rs_resolve_in_place(cl->local_host, sizeof(cl->local_host), err) != 0) {
+        rs_err_prefix(err, "cluster.local_host");
+        goto out;
     }
     rs_cfg_node ionode = rs_cfg_get(&root, "io");
     if (rs_loop_config_parse(&ionode, &co->loopcfg, err) != 0) goto out;
