@@ -48,6 +48,7 @@ struct rs_router {
     uint32_t *cand_slots;
     uint32_t tick_cursor;
     rs_retry_budget budget;
+    bool announce_static; /* cluster.workers not yet reported ADDED (the first tick does) */
 };
 
 static uint64_t default_now_ns(void *ctx) {
@@ -281,12 +282,19 @@ rs_router *rs_router_create(const rs_router_config *cfg, const rs_router_hooks *
     rs_lb_init(&r->fallback_lb, r->cfg.lb.strategy, r->cfg.lb.seed, r->cfg.lb.probe_stale_ms);
     uint64_t now = rs_router_now_ns(r);
     rs_retry_budget_init(&r->budget, &r->cfg.retry, now);
+    /* No event hook runs inside rs_router_create: its caller does not hold
+     * the router yet (the coordinator's hook dialled the worker through a
+     * router pointer still NULL). The first rs_router_tick announces them. */
+    rs_worker_event_fn on_event = r->hooks.on_event;
+    r->hooks.on_event = NULL;
     for (uint32_t i = 0; i < cfg->cluster.n_workers; i++) {
         if (add_static(r, &cfg->cluster.workers[i], now, err) != 0) {
             rs_router_destroy(r);
             return NULL;
         }
     }
+    r->hooks.on_event = on_event;
+    r->announce_static = cfg->cluster.n_workers > 0;
     return r;
 }
 
@@ -470,6 +478,11 @@ int rs_router_deregister(rs_router *r, rs_str worker_id) {
 /* ---- health driving ---- */
 
 size_t rs_router_tick(rs_router *r, rs_ping *out, size_t cap) {
+    if (r->announce_static) {
+        r->announce_static = false;
+        for (uint32_t s = 0; s < r->max_workers; s++)
+            if (r->workers[s].used && r->workers[s].is_static) emit(r, s, RS_WORKER_ADDED);
+    }
     uint64_t now = rs_router_now_ns(r);
     uint64_t hb_ns = r->cfg.cluster.heartbeat_timeout_ms * NS_PER_MS;
     size_t n = 0;

@@ -125,7 +125,9 @@ typedef struct rs_router_hooks {
     rs_clock clock;                  /* NULL now_ns: rs_now_ns */
     rs_model_lookup_fn model_lookup; /* NULL: every model is known, 1 shard */
     void *model_ctx;
-    rs_worker_event_fn on_event; /* may be NULL */
+    /* may be NULL; never called inside rs_router_create: the workers of
+     * cluster.workers are reported ADDED by the first rs_router_tick */
+    rs_worker_event_fn on_event;
     void *event_ctx;
 } rs_router_hooks;
 

@@ -233,6 +233,32 @@ class FailoverTest(unittest.TestCase):
                 worker_metric(http_port, "ringserve_worker_requests_total", "fw0"),
                 final["fw0"]["requests"])
 
+    def test_static_worker_by_host_name(self):
+        # A worker named in the coordinator's config (no registration), by a
+        # host name: resolved once at start-up, dialled, pinged, served.
+        with Harness("failover-static") as h:
+            cfg = h.write("cluster.yaml", config([]))
+            port = free_port()
+            worker = h.start("worker", "--config", cfg, "--port", str(port), "--model", "identity",
+                             log_name="static-worker.log")
+            wait_for(lambda: harness.port_open(port) or not worker.alive(), what="worker listening")
+            self.assertTrue(worker.alive(), worker.output())
+            coord = h.start("coordinator", "--config", cfg, "--worker", f"localhost:{port}")
+            m = wait_for(lambda: re.search(r"http (\d+), framed (\d+)", coord.output()) or
+                         (not coord.alive() and "exited"), timeout_s=30, what="coordinator listening")
+            self.assertNotEqual(m, "exited", coord.output())
+            http_port = int(m.group(1))
+            w = wait_for(lambda: workers_by_id(http_port).get(f"127.0.0.1:{port}"), what="the static worker")
+            self.assertTrue(w["static"])
+            self.assertEqual(w["address"], f"127.0.0.1:{port}")
+            wait_for(lambda: harness.http_request(http_port, "GET", "/v2/health/ready")[0] == 200,
+                     what="readiness through the static worker")
+            body = {"inputs": [{"name": "x", "shape": [1, 16], "datatype": "FP32", "data": [2.5] * 16}]}
+            st, _, data = harness.http_request(http_port, "POST", "/v2/models/identity/infer", body=body)
+            self.assertEqual(st, 200, data)
+            self.assertEqual(json.loads(data)["outputs"][0]["data"], [2.5] * 16)
+            self.assertTrue(coord.alive())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -256,11 +256,15 @@ static void test_static_worker_pings(void **state) {
     assert_int_equal(rs_cluster_add_worker_arg(&fx->cfg.cluster, "127.0.0.1:9001", &err), 0);
     assert_int_equal(rs_cluster_add_worker_arg(&fx->cfg.cluster, "127.0.0.1:9002", &err), 0);
     assert_non_null(fixture_start(fx));
+    /* no hook ran inside rs_router_create (its caller had no router to use
+     * yet); the first tick announces both */
+    assert_int_equal(fx->events.added, 0);
     rs_route_req q = req_for("anything"); /* a worker without a model list serves all */
     rs_ticket t;
     assert_int_equal(rs_router_pick(fx->r, &q, &t, &err), -RS_E_UNAVAILABLE); /* unknown yet */
     rs_ping pings[4];
     assert_int_equal(rs_router_tick(fx->r, pings, 4), 2);
+    assert_int_equal(fx->events.added, 2);
     assert_int_equal(rs_router_tick(fx->r, pings + 2, 2), 0); /* outstanding: none due */
     rs_router_pong(fx->r, pings[0].worker, pings[0].seq);
     rs_router_pong(fx->r, pings[1].worker, pings[1].seq);
