@@ -16,12 +16,18 @@
 #
 #   bench/compare.sh [--json] [--duration S] [--warmup S] [--connections N]
 #                    [--repeat N] [--build DIR] [--only 1,2,3,4,5] [--keep]
-#                    [--pin on|off]
+#                    [--pin on|off] [--layout shared|split]
 # --repeat N runs the whole sequence N times (servers restarted each time)
 # and reports each value's median and the median of the per-run ratios.
 # --pin off runs ringserve with `topology: {pin: false}`: its threads float
 # like the peers' (nginx workers and memcached do not pin), which helps on a
 # box the load generator shares; on (the default) is ringserve's own default.
+# --layout split (the default with 2 CPUs or more) gives the load generator
+# (wrk, ringserve bench) the first CPU of this script's cpuset and every server
+# under test (ringserve serve and its worker, nginx, memcached) the others, all
+# through taskset, so each server gets the same CPUs and none competes with
+# the client; --layout shared lets all of them share every CPU and the kernel
+# place them. Each server runs as many threads/workers as it has CPUs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,11 +39,12 @@ JSON=0
 ONLY="1,2,3,4,5"
 KEEP=0
 PIN=on
+LAYOUT=""
 REPEAT=1
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --json) JSON=1 ;;
@@ -49,6 +56,7 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT="$2"; shift ;;
     --keep) KEEP=1 ;;
     --pin) PIN="$2"; shift ;;
+    --layout) LAYOUT="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -56,8 +64,24 @@ while [ $# -gt 0 ]; do
 done
 case "$REPEAT" in ''|*[!0-9]*|0) echo "compare.sh: --repeat '$REPEAT': expected a positive integer" >&2; exit 2 ;; esac
 [[ "$PIN" =~ ^(on|off)$ ]] || { echo "compare.sh: --pin '$PIN': expected on or off" >&2; exit 2; }
+[[ "$LAYOUT" =~ ^(|shared|split)$ ]] || { echo "compare.sh: --layout '$LAYOUT': expected shared or split" >&2; exit 2; }
 [[ "$ONLY" =~ ^[1-5](,[1-5])*$ ]] || { echo "compare.sh: --only '$ONLY': expected numbers 1-5 separated by commas" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# ---- where each side runs (--layout) ----------------------------------------------
+# CLIENT / SERVER prefix the load generator's and the servers' commands.
+read -r CPUS_ALL CLIENT_CPU SERVER_CPUS NSERVER_CPUS < <("$PY" -c '
+import os
+c = sorted(os.sched_getaffinity(0))
+print(",".join(map(str, c)), c[0], ",".join(map(str, c[1:])) or "-", len(c) - 1)')
+CLIENT=(); SERVER=(); SERVER_THREADS=$(echo "$CPUS_ALL" | tr ',' '\n' | wc -l)
+if [ -z "$LAYOUT" ]; then  # the default: split where there is a CPU to split off
+  if [ "$NSERVER_CPUS" -ge 1 ]; then LAYOUT=split; else LAYOUT=shared; fi
+fi
+if [ "$LAYOUT" = split ]; then
+  [ "$NSERVER_CPUS" -ge 1 ] || { echo "compare.sh: --layout split needs 2 CPUs or more (cpuset $CPUS_ALL)" >&2; exit 2; }
+  CLIENT=(taskset -c "$CLIENT_CPU"); SERVER=(taskset -c "$SERVER_CPUS"); SERVER_THREADS=$NSERVER_CPUS
+fi
 say() { if [ "$JSON" = 1 ]; then echo "compare.sh: $*" >&2; else echo "== $*"; fi; }
 
 RS="$BUILD/ringserve"
@@ -146,7 +170,7 @@ server:
   host: 127.0.0.1
   http_port: 0
   framed_port: 0
-  io_threads: 2
+  io_threads: $SERVER_THREADS           # one per CPU the servers get (--layout)
   request_arena_bytes: 1048576   # 4: one full mlp-bench batch in one request (128 x 1024 FP32)
 io:
   backend: $1
@@ -164,7 +188,7 @@ workers:
   models: [$MODELS]
 YAML
   rm -f "/dev/shm/$CACHE_NAME"
-  "$RS" serve --config "$T/serve-$1.yaml" > "$T/serve-$1.log" 2>&1 &
+  "${SERVER[@]}" "$RS" serve --config "$T/serve-$1.yaml" > "$T/serve-$1.log" 2>&1 &
   SERVE_PID=$!
   PIDS+=("$SERVE_PID")
   local i
@@ -214,19 +238,19 @@ wait_idle() {
 rsbench() { # name backend args...
   local name="$1" be="$2"; shift 2
   wait_idle
-  say "run $name: ringserve --io-backend=$be bench $*"
-  "$RS" --log-level=warn --io-backend="$be" bench "$@" --duration "$DURATION" --warmup "$WARMUP" \
+  say "run $name: ${CLIENT[*]}${CLIENT:+ }ringserve --io-backend=$be bench $*"
+  "${CLIENT[@]}" "$RS" --log-level=warn --io-backend="$be" bench "$@" --duration "$DURATION" --warmup "$WARMUP" \
     --json > "$R/$name.json" || true
-  echo "ringserve --io-backend=$be bench $* --duration $DURATION --warmup $WARMUP" > "$R/$name.cmd"
+  echo "${CLIENT[*]}${CLIENT:+ }ringserve --io-backend=$be bench $* --duration $DURATION --warmup $WARMUP" > "$R/$name.cmd"
 }
 # One wrk run -> $R/<name>.wrk (+ .cmd)
 wrkrun() { # name args...
   local name="$1"; shift
-  say "run $name: wrk $*"
+  say "run $name: ${CLIENT[*]}${CLIENT:+ }wrk $*"
   # wrk has no warm-up: a short unmeasured run first
-  wrk "$@" -d "${WARMUP}s" > /dev/null 2>&1 || true
-  wrk --latency "$@" -d "${DURATION}s" > "$R/$name.wrk" 2>&1 || true
-  echo "wrk --latency $* -d ${DURATION}s" > "$R/$name.cmd"
+  "${CLIENT[@]}" wrk "$@" -d "${WARMUP}s" > /dev/null 2>&1 || true
+  "${CLIENT[@]}" wrk --latency "$@" -d "${DURATION}s" > "$R/$name.wrk" 2>&1 || true
+  echo "${CLIENT[*]}${CLIENT:+ }wrk --latency $* -d ${DURATION}s" > "$R/$name.cmd"
 }
 
 INFER_BODY='{"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}'
@@ -238,7 +262,7 @@ if want 1; then
   mkdir -p "$T/nginx/html" "$T/nginx/logs"
   chmod 755 "$T/nginx" "$T/nginx/html"
   cat > "$T/nginx/nginx.conf" <<NGX
-worker_processes 2;
+worker_processes $SERVER_THREADS;
 pid $T/nginx/nginx.pid;
 error_log $T/nginx/logs/error.log warn;
 events { worker_connections 1024; }
@@ -246,6 +270,12 @@ http {
   access_log off;
   default_type application/json;
   keepalive_requests 1000000;
+  # as one would tune nginx for a small hot static file: no open/fstat/close
+  # per request, the body from the page cache (+11% req/s here)
+  sendfile on;
+  tcp_nopush on;
+  open_file_cache max=64 inactive=60s;
+  open_file_cache_valid 60s;
   server {
     listen 127.0.0.1:$NGINX_PORT;
     root $T/nginx/html;
@@ -255,9 +285,9 @@ NGX
 fi
 if want 2; then
   MC_PORT=$(free_port)
-  MC_ARGS=(-l 127.0.0.1 -p "$MC_PORT" -U 0 -t 2 -m 64)
+  MC_ARGS=(-l 127.0.0.1 -p "$MC_PORT" -U 0 -t "$SERVER_THREADS" -m 64)
   [ "$(id -u)" -eq 0 ] && MC_ARGS+=(-u root)
-  memcached "${MC_ARGS[@]}" > "$T/memcached.log" 2>&1 &
+  "${SERVER[@]}" memcached "${MC_ARGS[@]}" > "$T/memcached.log" 2>&1 &
   MC_PID=$!
   PIDS+=("$MC_PID")
   wait_port "$MC_PORT"
@@ -287,7 +317,7 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
     wrkrun "1-ringserve-$BE" -t1 -c"$CONNS" -s "$T/post.lua" "http://127.0.0.1:$HTTP_PORT/v2/models/identity-cached/infer"
     if [ "$BE" = uring ]; then
-      "$NGINX" -p "$T/nginx" -c "$T/nginx/nginx.conf" -g 'daemon off;' > "$T/nginx/logs/stdout" 2>&1 &
+      "${SERVER[@]}" "$NGINX" -p "$T/nginx" -c "$T/nginx/nginx.conf" -g 'daemon off;' > "$T/nginx/logs/stdout" 2>&1 &
       NGINX_PID=$!
       PIDS+=("$NGINX_PID")
       wait_port "$NGINX_PORT"
@@ -316,9 +346,12 @@ PYEOF
       rsbench "2-memcached" uring --memcache "127.0.0.1:$MC_PORT" --key "rs-compare" --value-bytes "$FRAME_BYTES" --concurrency "$CONNS"
       echo "$FRAME_BYTES" > "$R/2-value-bytes"
       # the same with a client thread per core: less of the figure is the
-      # single client thread's own limit
-      rsbench "2-ringserve-t2" uring --framed "127.0.0.1:$FRAMED_PORT" --model identity-cached --concurrency "$CONNS" --threads 2
-      rsbench "2-memcached-t2" uring --memcache "127.0.0.1:$MC_PORT" --key "rs-compare" --value-bytes "$FRAME_BYTES" --concurrency "$CONNS" --threads 2
+      # single client thread's own limit (shared layout only: split gives
+      # the client one CPU of its own)
+      if [ "$LAYOUT" = shared ]; then
+        rsbench "2-ringserve-t2" uring --framed "127.0.0.1:$FRAMED_PORT" --model identity-cached --concurrency "$CONNS" --threads 2
+        rsbench "2-memcached-t2" uring --memcache "127.0.0.1:$MC_PORT" --key "rs-compare" --value-bytes "$FRAME_BYTES" --concurrency "$CONNS" --threads 2
+      fi
     fi
   fi
 
@@ -345,11 +378,18 @@ done
 done
 
 # ---- report ---------------------------------------------------------------------------
-"$PY" - "$T" "$REPEAT" "$JSON" "${MLP_DELAY_US:-0}" "${IDENTITY_DELAY_US:-0}" "$DURATION" "$WARMUP" "${MLP_MAX_BATCH:-0}" "$PIN" <<'PYEOF'
+"$PY" - "$T" "$REPEAT" "$JSON" "${MLP_DELAY_US:-0}" "${IDENTITY_DELAY_US:-0}" "$DURATION" "$WARMUP" "${MLP_MAX_BATCH:-0}" "$PIN" \
+  "$LAYOUT" "$CLIENT_CPU" "$SERVER_CPUS" "$CPUS_ALL" <<'PYEOF'
 import json, os, re, statistics, sys
 t, reps, as_json = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 delay_us, id_delay_us, mlp_max_batch = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[8])
 dirs = [os.path.join(t, f"r{k}") for k in range(1, reps + 1)]
+layout = {"name": sys.argv[10], "cpus": sys.argv[13]}
+if sys.argv[10] == "split":
+    layout.update(client_cpus=sys.argv[11], server_cpus=sys.argv[12])
+    where = f"load generator on cpu {sys.argv[11]}, servers on cpus {sys.argv[12]}"
+else:
+    where = f"load generator and servers share cpus {sys.argv[13]}"
 
 def cmd_of(d, name):
     return open(os.path.join(d, name + ".cmd")).read().strip()
@@ -453,7 +493,7 @@ pair("5 framed cache hit: io_uring vs epoll", "uring", runs("2-ringserve-uring")
 
 if as_json:
     print(json.dumps({"duration_s": float(sys.argv[6]), "warmup_s": float(sys.argv[7]), "repeat": reps,
-                      "ringserve_pinned": sys.argv[9] == "on",
+                      "ringserve_pinned": sys.argv[9] == "on", "layout": layout,
                       "comparisons": rows}, indent=1))
     sys.exit(0)
 def fmt(v, metric):
@@ -461,7 +501,7 @@ def fmt(v, metric):
         return "-"
     return f"{v:,.0f} req/s" if metric == "rps" else f"{v:,.1f} us"
 print()
-print(f"ringserve threads pinned: {sys.argv[9]} (--pin)")
+print(f"ringserve threads pinned: {sys.argv[9]} (--pin); layout {sys.argv[10]} (--layout): {where}")
 print(f"{'comparison':<66} {'A':>16} {'B':>16} {'A/B':>7}  errors A/B" + ("  (medians of %d runs)" % reps if reps > 1 else ""))
 for r in rows:
     if r.get("missing"):

@@ -335,11 +335,21 @@ class CompareScript(unittest.TestCase):
     def test_bad_options(self):
         for args, msg in ((("--bogus",), "unknown option '--bogus'"),
                           (("--repeat", "0"), "--repeat '0'"),
-                          (("--only", "6"), "--only '6'")):
+                          (("--only", "6"), "--only '6'"),
+                          (("--pin", "maybe"), "--pin 'maybe'"),
+                          (("--layout", "apart"), "--layout 'apart'")):
             with self.subTest(args=args):
                 p = self.run_script(*args)
                 self.assertEqual(p.returncode, 2)
                 self.assertIn(msg, p.stderr)
+
+    def test_split_needs_two_cpus(self):
+        """--layout split on a one-CPU cpuset is refused before anything starts."""
+        cpu = min(os.sched_getaffinity(0))
+        p = subprocess.run(["bash", self.SCRIPT, "--layout", "split"], capture_output=True, text=True, timeout=30,
+                           preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f"--layout split needs 2 CPUs or more (cpuset {cpu})", p.stderr)
 
 
 class BenchArgs(unittest.TestCase):
