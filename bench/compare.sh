@@ -44,7 +44,7 @@ REPEAT=1
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; }  # the header comment
 while [ $# -gt 0 ]; do
   case "$1" in
     --json) JSON=1 ;;

@@ -329,7 +329,8 @@ class CompareScript(unittest.TestCase):
     def test_help(self):
         p = self.run_script("--help")
         self.assertEqual(p.returncode, 0, p.stderr)
-        for what in ("nginx", "memcached", "--repeat", "--json"):
+        for what in ("nginx", "memcached", "--repeat", "--json", "--layout split",
+                     "as many threads/workers as it has CPUs."):  # the whole header
             self.assertIn(what, p.stdout)
 
     def test_bad_options(self):
