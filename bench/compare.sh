@@ -16,12 +16,14 @@
 #
 #   bench/compare.sh [--json] [--duration S] [--warmup S] [--connections N]
 #                    [--repeat N] [--build DIR] [--only 1,2,3,4,5] [--keep]
-#                    [--pin on|off] [--layout shared|split]
+#                    [--pin on|off] [--io-sched normal|batch] [--layout shared|split]
 # --repeat N runs the whole sequence N times (servers restarted each time)
 # and reports each value's median and the median of the per-run ratios.
 # --pin off runs ringserve with `topology: {pin: false}`: its threads float
 # like the peers' (nginx workers and memcached do not pin), which helps on a
 # box the load generator shares; on (the default) is ringserve's own default.
+# --io-sched batch runs ringserve with `topology: {io_sched: batch}`: its io
+# loop threads do not preempt the load generator when they wake on its CPU.
 # --layout split (the default with 2 CPUs or more) gives the load generator
 # (wrk, ringserve bench) the first CPU of this script's cpuset and every server
 # under test (ringserve serve and its worker, nginx, memcached) the others, all
@@ -39,6 +41,7 @@ JSON=0
 ONLY="1,2,3,4,5"
 KEEP=0
 PIN=on
+IO_SCHED=normal
 LAYOUT=""
 REPEAT=1
 PY=/usr/bin/python3
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT="$2"; shift ;;
     --keep) KEEP=1 ;;
     --pin) PIN="$2"; shift ;;
+    --io-sched) IO_SCHED="$2"; shift ;;
     --layout) LAYOUT="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -64,6 +68,7 @@ while [ $# -gt 0 ]; do
 done
 case "$REPEAT" in ''|*[!0-9]*|0) echo "compare.sh: --repeat '$REPEAT': expected a positive integer" >&2; exit 2 ;; esac
 [[ "$PIN" =~ ^(on|off)$ ]] || { echo "compare.sh: --pin '$PIN': expected on or off" >&2; exit 2; }
+[[ "$IO_SCHED" =~ ^(normal|batch)$ ]] || { echo "compare.sh: --io-sched '$IO_SCHED': expected normal or batch" >&2; exit 2; }
 [[ "$LAYOUT" =~ ^(|shared|split)$ ]] || { echo "compare.sh: --layout '$LAYOUT': expected shared or split" >&2; exit 2; }
 [[ "$ONLY" =~ ^[1-5](,[1-5])*$ ]] || { echo "compare.sh: --only '$ONLY': expected numbers 1-5 separated by commas" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -176,6 +181,7 @@ io:
   backend: $1
 topology:
   pin: $([ "$PIN" = on ] && echo true || echo false)   # --pin
+  io_sched: $IO_SCHED   # --io-sched
 models:
   repository: [$M]
   load: [$MODELS]
@@ -379,7 +385,7 @@ done
 
 # ---- report ---------------------------------------------------------------------------
 "$PY" - "$T" "$REPEAT" "$JSON" "${MLP_DELAY_US:-0}" "${IDENTITY_DELAY_US:-0}" "$DURATION" "$WARMUP" "${MLP_MAX_BATCH:-0}" "$PIN" \
-  "$LAYOUT" "$CLIENT_CPU" "$SERVER_CPUS" "$CPUS_ALL" <<'PYEOF'
+  "$LAYOUT" "$CLIENT_CPU" "$SERVER_CPUS" "$CPUS_ALL" "$IO_SCHED" <<'PYEOF'
 import json, os, re, statistics, sys
 t, reps, as_json = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 delay_us, id_delay_us, mlp_max_batch = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[8])
@@ -493,7 +499,8 @@ pair("5 framed cache hit: io_uring vs epoll", "uring", runs("2-ringserve-uring")
 
 if as_json:
     print(json.dumps({"duration_s": float(sys.argv[6]), "warmup_s": float(sys.argv[7]), "repeat": reps,
-                      "ringserve_pinned": sys.argv[9] == "on", "layout": layout,
+                      "ringserve_pinned": sys.argv[9] == "on", "ringserve_io_sched": sys.argv[14],
+                      "layout": layout,
                       "comparisons": rows}, indent=1))
     sys.exit(0)
 def fmt(v, metric):
@@ -501,7 +508,7 @@ def fmt(v, metric):
         return "-"
     return f"{v:,.0f} req/s" if metric == "rps" else f"{v:,.1f} us"
 print()
-print(f"ringserve threads pinned: {sys.argv[9]} (--pin); layout {sys.argv[10]} (--layout): {where}")
+print(f"ringserve threads pinned: {sys.argv[9]} (--pin), io loops sched {sys.argv[14]} (--io-sched); layout {sys.argv[10]} (--layout): {where}")
 print(f"{'comparison':<66} {'A':>16} {'B':>16} {'A/B':>7}  errors A/B" + ("  (medians of %d runs)" % reps if reps > 1 else ""))
 for r in rows:
     if r.get("missing"):

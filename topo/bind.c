@@ -179,4 +179,14 @@ void rs_plan_apply_entry(rs_topo *t, const rs_plan_entry *entry, rs_topo_binding
         out->pinned = rs_topo_bind_thread(t, &entry->cpus, &out->effective) == 0;
     }
     out->memory_bound = rs_topo_bind_thread_memory(t, entry->mem_node) == 0;
+    if (entry->sched_batch) {
+        /* pid 0: the calling thread (Linux applies the policy per thread) */
+        struct sched_param param = {.sched_priority = 0};
+        out->sched_batch = sched_setscheduler(0, SCHED_BATCH, &param) == 0;
+        if (!out->sched_batch)
+            RS_LOG_ONCE(RS_LOG_WARN,
+                        "topo: the OS refused SCHED_BATCH for an io loop thread: %s; "
+                        "it keeps its policy",
+                        strerror(errno));
+    }
 }

@@ -51,10 +51,12 @@ int rs_topo_memory_node(const void *p);
 typedef struct rs_topo_binding {
     bool pinned;         /* the kernel reports exactly entry->cpus */
     bool memory_bound;   /* the memory policy was accepted */
+    bool sched_batch;    /* the thread runs as SCHED_BATCH (entry->sched_batch) */
     rs_cpuset effective; /* sched_getaffinity after binding */
 } rs_topo_binding;
 
-/* Applies one plan entry to the calling thread: CPU binding + memory policy.
+/* Applies one plan entry to the calling thread: CPU binding, memory policy
+ * and, for entry->sched_batch, the SCHED_BATCH policy.
  * Never fails hard: the result says what took effect. t NULL = system. */
 void rs_plan_apply_entry(rs_topo *t, const rs_plan_entry *entry, rs_topo_binding *out);
 

@@ -176,11 +176,14 @@ static void rs_topo_print_plan(const rs_plan *plan, const rs_topo_applied *appli
         else
             snprintf(gpu, sizeof(gpu), "-");
         if (applied && applied[i].started)
-            snprintf(b, sizeof(b), "%s%s",
+            snprintf(b, sizeof(b), "%s%s%s",
                      rs_topo_list(&applied[i].binding.effective, a, sizeof(a)),
                      applied[i].binding.pinned ? " (pinned)"
                      : e->no_pin              ? " (not pinned: topology.pin off)"
-                                              : " (NOT pinned)");
+                                              : " (NOT pinned)",
+                     applied[i].binding.sched_batch ? " sched batch"
+                     : e->sched_batch              ? " (SCHED_BATCH refused)"
+                                                   : "");
         else
             snprintf(b, sizeof(b), "n/a (not this machine)");
         printf("%-40s %-16s %5d %4d %-10s %3s  %s\n", what, rs_topo_list(&e->cpus, a, sizeof(a)),
@@ -275,6 +278,7 @@ static json_object *rs_topo_json_plan(const rs_plan *plan, const rs_topo_applied
                                    ? json_object_new_string("interleave")
                                    : json_object_new_int(e->mem_node));
         json_object_object_add(o, "gpu", e->gpu >= 0 ? json_object_new_int(e->gpu) : NULL);
+        json_object_object_add(o, "sched", json_object_new_string(e->sched_batch ? "batch" : "normal"));
         json_object_object_add(o, "gpu_memory_mb",
                                json_object_new_int64((int64_t)e->gpu_memory_mb));
         json_object *eff = NULL;
@@ -286,6 +290,9 @@ static json_object *rs_topo_json_plan(const rs_plan *plan, const rs_topo_applied
                                    json_object_new_boolean(applied[i].binding.pinned));
             json_object_object_add(eff, "memory_bound",
                                    json_object_new_boolean(applied[i].binding.memory_bound));
+            json_object_object_add(
+                eff, "sched",
+                json_object_new_string(applied[i].binding.sched_batch ? "batch" : "normal"));
         }
         json_object_object_add(o, "effective", eff);
         json_object_array_add(entries, o);

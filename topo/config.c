@@ -115,7 +115,8 @@ int rs_topo_config_parse(const rs_cfg_node *section, rs_topo_config *out, rs_err
     const char *scalar = rs_cfg_scalar(section);
     if (scalar && scalar[0] == '\0') return 0; /* `topology:` with nothing under it */
     static const char *const keys[] = {"cpus", "reserve_cores", "io_cores",  "worker_cores",
-                                       "numa", "smt",           "pin",       "placement", NULL};
+                                       "numa", "smt",           "pin",       "io_sched",
+                                       "placement", NULL};
     if (rs_cfg_check_keys(section, keys, err) != 0) return -1;
     if (rs_topo_parse_cpus(section, "cpus", &out->cpus, err) != 0 ||
         rs_topo_parse_cpus(section, "reserve_cores", &out->reserve_cores, err) != 0 ||
@@ -130,6 +131,10 @@ int rs_topo_config_parse(const rs_cfg_node *section, rs_topo_config *out, rs_err
     bool pin = true;
     if (rs_cfg_bool(section, "pin", false, true, &pin, err) < 0) return -1;
     out->no_pin = !pin;
+    static const char *const sched_names[] = {"normal", "batch", NULL};
+    int sched = 0;
+    if (rs_cfg_enum(section, "io_sched", false, 0, sched_names, &sched, err) != 0) return -1;
+    out->io_sched_batch = sched == 1;
     return rs_topo_parse_placements(section, out, err);
 }
 

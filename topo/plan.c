@@ -528,7 +528,10 @@ int rs_plan_build(const rs_topo_info *topo, const rs_topo_config *cfg, const rs_
         goto fail;
     rs_plan_pool(&c, io_core);
     if (rs_plan_models(&c) != 0) goto fail;
-    for (int i = 0; i < out->entry_count; i++) out->entries[i].no_pin = cfg->no_pin;
+    for (int i = 0; i < out->entry_count; i++) {
+        out->entries[i].no_pin = cfg->no_pin;
+        out->entries[i].sched_batch = cfg->io_sched_batch && out->entries[i].role == RS_PLAN_IO;
+    }
     return 0;
 fail:
     memset(out, 0, sizeof(*out));

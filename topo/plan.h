@@ -125,6 +125,13 @@ typedef struct rs_topo_config {
      * (the kernel places them): for hosts the server shares with other busy
      * processes, e.g. a load generator. Memory stays node-local. */
     bool no_pin;
+    /* topology.io_sched: batch runs io loop threads (coordinator and worker)
+     * as SCHED_BATCH: their wake-ups do not preempt whatever else runs on
+     * their CPU. On a CPU shared with another busy process (a load generator)
+     * that means fewer context switches and more requests per wake-up, at
+     * the price of waiting up to a scheduler slice; on cores of their own it
+     * changes nothing. normal (the default) leaves SCHED_OTHER. */
+    bool io_sched_batch;
     /* topology.placement: {<model>: <placement mapping>} — per-host
      * placement that overrides a model's own placement (model.yaml) in the
      * plan; `ringserve topo` without a model registry plans these models. */
@@ -163,6 +170,7 @@ typedef struct rs_plan_entry {
     int gpu;        /* GPU id, -1 for none */
     uint64_t gpu_memory_mb;
     bool no_pin;    /* topology.pin: false: rs_plan_apply_entry leaves the CPUs alone */
+    bool sched_batch; /* an io loop under topology.io_sched: batch */
 } rs_plan_entry;
 
 typedef struct rs_plan {

@@ -338,6 +338,7 @@ class CompareScript(unittest.TestCase):
                           (("--repeat", "0"), "--repeat '0'"),
                           (("--only", "6"), "--only '6'"),
                           (("--pin", "maybe"), "--pin 'maybe'"),
+                          (("--io-sched", "fifo"), "--io-sched 'fifo'"),
                           (("--layout", "apart"), "--layout 'apart'")):
             with self.subTest(args=args):
                 p = self.run_script(*args)

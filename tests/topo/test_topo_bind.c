@@ -112,13 +112,17 @@ static void test_thread_memory_policy(void **state) {
 typedef struct apply_job {
     const rs_plan_entry *entry;
     rs_topo_binding binding;
+    int policy; /* the kernel's scheduling policy for the thread afterwards */
 } apply_job;
 
 static void *apply_thread(void *arg) {
     apply_job *j = arg;
     rs_plan_apply_entry(NULL, j->entry, &j->binding);
+    j->policy = sched_getscheduler(0);
     return NULL;
 }
+
+static int last_policy; /* of the thread apply_in_thread ran last */
 
 /* Applies an entry in a fresh thread (as an io or worker thread would) and
  * returns what it got. */
@@ -127,6 +131,7 @@ static rs_topo_binding apply_in_thread(const rs_plan_entry *entry) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, apply_thread, &j), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
+    last_policy = j.policy;
     return j.binding;
 }
 
@@ -146,7 +151,25 @@ static void test_apply_plan_entries(void **state) {
         assert_true(b.pinned);
         assert_true(b.memory_bound);
         assert_true(rs_cpuset_equal(&b.effective, &plan->entries[i].cpus));
+        assert_false(b.sched_batch);
+        assert_int_equal(last_policy, SCHED_OTHER);
     }
+    /* topology.io_sched: batch: io loop threads run as SCHED_BATCH, the
+     * worker shards keep SCHED_OTHER */
+    cfg.io_sched_batch = true;
+    assert_int_equal(rs_plan_build(rs_topo_get_info(sys), &cfg, &m, 1, plan, &err), 0);
+    int batch_entries = 0;
+    for (int i = 0; i < plan->entry_count; i++) {
+        bool io = plan->entries[i].role == RS_PLAN_IO;
+        assert_int_equal(plan->entries[i].sched_batch, io);
+        rs_topo_binding b = apply_in_thread(&plan->entries[i]);
+        assert_true(b.pinned);
+        assert_int_equal(b.sched_batch, io);
+        assert_int_equal(last_policy, io ? SCHED_BATCH : SCHED_OTHER);
+        batch_entries += io;
+    }
+    assert_true(batch_entries >= 1);
+    cfg.io_sched_batch = false;
     /* topology.pin: false: the same plan, no thread bound to its CPUs */
     rs_cpuset allowed;
     assert_int_equal(rs_topo_thread_affinity(&allowed), 0);

@@ -99,10 +99,17 @@ static void test_config_defaults_and_fields(void **state) {
     assert_int_equal(cfg->numa, RS_TOPO_NUMA_LOCAL);
     assert_int_equal(cfg->smt, RS_TOPO_SMT_AVOID);
     assert_false(cfg->no_pin);
+    assert_false(cfg->io_sched_batch);
     assert_int_equal(cfg->placement_count, 0);
     assert_int_equal(parse_topology("topology:\n", cfg, &err), 0);
     assert_int_equal(parse_topology("topology: {pin: off}\n", cfg, &err), 0);
     assert_true(cfg->no_pin);
+    assert_false(cfg->io_sched_batch);
+    assert_int_equal(parse_topology("topology: {io_sched: batch}\n", cfg, &err), 0);
+    assert_true(cfg->io_sched_batch);
+    assert_false(cfg->no_pin);
+    assert_int_equal(parse_topology("topology: {io_sched: normal}\n", cfg, &err), 0);
+    assert_false(cfg->io_sched_batch);
     assert_int_equal(parse_topology("topology:\n"
                                     "  cpus: \"0-7,16-23\"\n"
                                     "  reserve_cores: 0\n"
@@ -159,7 +166,7 @@ static void test_config_refusals(void **state) {
     static const bad_case cases[] = {
         {"topology: {cpu: 1}\n",
          "t.yaml:1: topology.cpu: unknown field (allowed: cpus, reserve_cores, io_cores, "
-         "worker_cores, numa, smt, pin, placement)"},
+         "worker_cores, numa, smt, pin, io_sched, placement)"},
         {"topology: {pin: sometimes}\n",
          "t.yaml:1: topology.pin: 'sometimes': expected true/false (or on/off, yes/no)"},
         {"topology: {cpus: \"0-\"}\n",
@@ -180,6 +187,8 @@ static void test_config_refusals(void **state) {
          "t.yaml:1: topology.numa: 'node:64': NUMA node above the limit 63"},
         {"topology: {smt: maybe}\n",
          "t.yaml:1: topology.smt: 'maybe': expected one of avoid|share"},
+        {"topology: {io_sched: fifo}\n",
+         "t.yaml:1: topology.io_sched: 'fifo': expected one of normal|batch"},
         {"topology: [1]\n", "t.yaml:1: topology: expected a mapping"},
         {"topology: {placement: [a]}\n",
          "t.yaml:1: topology.placement: expected a mapping of model name to placement"},

@@ -11,9 +11,11 @@ naming a CPU outside it is refused with one line. Stdlib only.
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 BIN = os.environ.get("RINGSERVE_BIN", "build/ringserve")
@@ -141,6 +143,69 @@ class TopoPinTest(unittest.TestCase):
                 self.assertEqual(kernel_affinity(proc.pid, eff["tid"]), set(self.allowed))
         finally:
             self.release(proc)
+
+    def test_io_sched_batch(self):
+        # topology.io_sched: batch: io loop threads run as SCHED_BATCH (the
+        # kernel says so), worker shards keep SCHED_OTHER
+        cfg = self.config("topology:\n  io_sched: batch\n  placement:\n    digits: {}\n")
+        proc, doc = self.hold(["--config", cfg])
+        try:
+            entries = doc["plan"]["entries"]
+            self.assertIn("worker", [e["role"] for e in entries])
+            for e in entries:
+                want = "batch" if e["role"] == "io" else "normal"
+                self.assertEqual(e["sched"], want, e)
+                self.assertEqual(e["effective"]["sched"], want, e)
+                self.assertEqual(os.sched_getscheduler(e["effective"]["tid"]),
+                                 os.SCHED_BATCH if want == "batch" else os.SCHED_OTHER, e)
+            self.check_pinned(proc, doc)
+        finally:
+            self.release(proc)
+
+    def test_io_sched_batch_in_serve(self):
+        """A real `ringserve serve`: its 2 io loops and its worker's io loop run
+        as SCHED_BATCH, every other thread of both processes as SCHED_OTHER."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            worker_port = s.getsockname()[1]
+        cache = "rs-test-io-sched-%d" % os.getpid()
+        cfg = self.config(
+            "server: {host: 127.0.0.1, http_port: 0, framed_port: 0, io_threads: 2}\n"
+            "topology: {io_sched: batch}\n"
+            "models: {repository: [%s], load: [identity]}\n"
+            "cache: {name: %s, capacity_mb: 16}\n"
+            "workers: {count: 1, base_port: %d, models: [identity]}\n"
+            % (os.path.join(SRC, "models"), cache, worker_port))
+        log = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen([BIN, "serve", "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+
+        def policies(pid):
+            return sorted(os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task"))
+
+        try:
+            deadline = time.monotonic() + LIMIT_S
+            while True:  # until the worker has registered: both processes are up
+                log.seek(0)
+                text = log.read()
+                if "registered at 127.0.0.1:%d" % worker_port in text:
+                    break
+                self.assertIsNone(proc.poll(), text)
+                self.assertLess(time.monotonic(), deadline, text)
+                time.sleep(0.05)
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                worker = int(f.read().split()[0])
+            co, wk = policies(proc.pid), policies(worker)
+            self.assertEqual(co.count(os.SCHED_BATCH), 2, co)
+            self.assertEqual(wk.count(os.SCHED_BATCH), 1, wk)
+            self.assertEqual(set(co + wk), {os.SCHED_OTHER, os.SCHED_BATCH})
+        finally:
+            proc.terminate()
+            proc.wait(timeout=LIMIT_S)
+            log.close()
+            try:
+                os.unlink("/dev/shm/" + cache)
+            except OSError:
+                pass
 
     def test_restricted_affinity_is_respected(self):
         last = self.allowed[-1]
