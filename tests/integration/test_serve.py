@@ -88,6 +88,20 @@ def start_serve(h, cfg):
     return p, http_port, framed_port
 
 
+def start_class_serve(cls, name, write_config):
+    """For setUpClass: a Harness kept on the class (cls.h; tearDownClass
+    closes it, which also removes the cache segment its config names) and a
+    serve node started from the config write_config(h) writes (cls.proc,
+    cls.http, cls.framed). If the start fails, the Harness is closed, printing
+    the logs, and the error raised."""
+    cls.h = Harness(name)
+    try:
+        cls.proc, cls.http, cls.framed = start_serve(cls.h, write_config(cls.h))
+    except Exception:
+        cls.h.__exit__(*sys.exc_info())
+        raise
+
+
 def infer_body(pixels_rows, id=None, params=None):
     body = {"inputs": [{"name": "pixels", "shape": [len(pixels_rows), 64], "datatype": "FP32",
                         "data": [float(v) for r in pixels_rows for v in r]}]}
@@ -113,22 +127,11 @@ def metric(text, name, labels):
 class ServeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.h = Harness("serve")
-        cls.h.__enter__()
-        cfg, cls.cache_name = serve_config(cls.h)
-        try:
-            cls.proc, cls.http, cls.framed = start_serve(cls.h, cfg)
-        except Exception:
-            cls.h.__exit__(*sys.exc_info())
-            raise
+        start_class_serve(cls, "serve", lambda h: serve_config(h)[0])
 
     @classmethod
     def tearDownClass(cls):
         cls.h.__exit__(None, None, None)
-        try:
-            os.unlink(f"/dev/shm/{cls.cache_name}")
-        except OSError:
-            pass
 
     def post(self, path, body, headers=None):
         return http_request(self.http, "POST", path, body=body, headers=headers)

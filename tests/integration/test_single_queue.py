@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Harness, http_request, wait_for  # noqa: E402
 import ringserve_client as rc  # noqa: E402
-from test_serve import consecutive_free_ports, metric, start_serve  # noqa: E402
+from test_serve import consecutive_free_ports, metric, start_class_serve, start_serve  # noqa: E402
 
 SRC, BUILD = harness.SRC, harness.BUILD
 MLP = os.path.join(BUILD, "models", "mlp-bench", "1")
@@ -58,16 +58,11 @@ def write_models(h):
     return root
 
 
-class SingleQueueTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.h = Harness("single_queue")
-        cls.h.__enter__()
-        try:
-            models = write_models(cls.h)
-            base = consecutive_free_ports(1)
-            cls.cache_name = f"rs-test-sq-{os.getpid()}"
-            cfg = cls.h.write("serve.yaml", f"""
+def single_queue_config(h):
+    """serve.yaml for SingleQueueTest: both models on one worker, two io threads."""
+    models = write_models(h)
+    base = consecutive_free_ports(1)
+    return h.write("serve.yaml", f"""
 server:
   host: 127.0.0.1
   http_port: 0
@@ -79,17 +74,19 @@ models:
   repository: [{models}]
   load: [identity-shared, mlp-shared]
 cache:
-  name: {cls.cache_name}
+  name: rs-test-sq-{os.getpid()}
   capacity_mb: 16
 workers:
   count: 1
   base_port: {base}
   models: [identity-shared, mlp-shared]
 """)
-            cls.proc, cls.http, cls.framed = start_serve(cls.h, cfg)
-        except Exception:
-            cls.h.__exit__(*sys.exc_info())
-            raise
+
+
+class SingleQueueTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        start_class_serve(cls, "single_queue", single_queue_config)
 
     @classmethod
     def tearDownClass(cls):
