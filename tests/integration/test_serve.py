@@ -11,6 +11,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -135,6 +136,26 @@ class ServeTest(unittest.TestCase):
 
     def post(self, path, body, headers=None):
         return http_request(self.http, "POST", path, body=body, headers=headers)
+
+    def test_port_in_use_refused(self):
+        """A second node on this node's framed or HTTP port is refused at start
+        with one line naming the field (SO_REUSEPORT alone would let it share
+        the port silently); this node keeps serving."""
+        for field, port in (("framed_port", self.framed), ("http_port", self.http)):
+            ports = {"http_port": 0, "framed_port": 0, field: port}
+            cfg = self.h.write(f"inuse-{field}.yaml", f"""
+server: {{host: 127.0.0.1, http_port: {ports['http_port']}, framed_port: {ports['framed_port']}}}
+models: {{repository: [{SRC}/models], load: [identity]}}
+workers: {{count: 1, base_port: {consecutive_free_ports(1)}, models: [identity]}}
+""")
+            with self.subTest(field=field):
+                r = subprocess.run([harness.BIN, "serve", "--config", cfg], capture_output=True, text=True,
+                                   timeout=30)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertEqual(r.stderr.strip().splitlines()[-1],
+                                 f"ringserve coordinator: server.{field}: 127.0.0.1:{port} is already in use "
+                                 "(another ringserve or service listens there)")
+                self.assertEqual(http_request(self.http, "GET", "/v2/health/ready")[0], 200)
 
     def test_health_and_metadata(self):
         self.assertEqual(http_request(self.http, "GET", "/v2/health/live")[0], 200)
