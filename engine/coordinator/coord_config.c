@@ -60,7 +60,7 @@ int rs_coord_config_parse(const rs_cfg_node *root, rs_coord_config *out, rs_err 
         out->http_port = (uint16_t)v;
         if (rs_cfg_u64(&s, "framed_port", false, 9000, 0, 65535, &v, err)) return -1;
         out->framed_port = (uint16_t)v;
-        if (rs_cfg_u64(&s, "io_threads", false, 0, 0, 64, &v, err)) return -1;
+        if (rs_cfg_u64(&s, "io_threads", false, 0, 0, RS_COORD_MAX_CORES, &v, err)) return -1;
         out->io_threads = (uint32_t)v;
         if (rs_cfg_u64(&s, "max_pending", false, 1024, 1, 1u << 20, &v, err)) return -1;
         out->max_pending = (uint32_t)v;

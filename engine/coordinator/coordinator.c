@@ -237,9 +237,9 @@ static bool rs_core_balance_accept(rs_loop *loop, int lid, int fd, void *arg) {
     int incoming_cpu = -1;
     socklen_t len = sizeof(incoming_cpu);
     if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &incoming_cpu, &len) != 0) incoming_cpu = -1;
-    uint32_t loads[64];
+    uint32_t loads[RS_COORD_MAX_CORES];
     int preferred = -1;
-    RS_ASSERT(co->n_cores <= 64);
+    RS_ASSERT(co->n_cores <= RS_COORD_MAX_CORES);
     for (uint32_t i = 0; i < co->n_cores; i++) {
         rs_core *c = &co->cores[i];
         bool up = c == core || (atomic_load(&c->started) && !c->start_error);
@@ -477,7 +477,7 @@ static int rs_coord_load(rs_coord *co, const char *file, const rs_coord_override
     if (rs_plan_build(rs_topo_get_info(topo), &tcfg, NULL, 0, plan, err) != 0) goto out;
     uint32_t n = co->cfg.io_threads ? co->cfg.io_threads : (uint32_t)plan->io_count;
     if (n == 0) n = 1;
-    if (n > 64) n = 64;
+    if (n > RS_COORD_MAX_CORES) n = RS_COORD_MAX_CORES;
     co->n_cores = n;
     rc = 0;
 out:

@@ -19,12 +19,16 @@ typedef enum rs_trace_mode {
     RS_TRACE_SAMPLED = 2,
 } rs_trace_mode;
 
+/* io threads (cores) per coordinator: server.io_threads' bound, the cap on
+ * one per planned core, and the size of the accept hook's per-core table. */
+#define RS_COORD_MAX_CORES 64
+
 /* The `server:` and `telemetry:` sections. */
 typedef struct rs_coord_config {
     char host[RS_COORD_HOST_BYTES];
     uint16_t http_port;            /* 0: any free port (tests) */
     uint16_t framed_port;
-    uint32_t io_threads;           /* 0: one per core of the process's cpuset, at most 64 */
+    uint32_t io_threads;           /* 0: one per core of the process's cpuset, at most RS_COORD_MAX_CORES */
     uint32_t max_pending;          /* requests in flight per core */
     uint64_t request_arena_bytes;  /* tensor bytes of one request (parsed inputs) */
     uint64_t max_body_bytes;       /* HTTP body -> 413 */
