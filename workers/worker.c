@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "engine/common/log.h"
 #include "engine/common/opts.h"
+#include "engine/common/sigpipe.h"
 #include "io/framed.h"
 #include "io/loop.h"
 #include "io/loop_config.h"
@@ -551,16 +551,6 @@ static void start_drain(worker *w) {
     check_drained(w);
 }
 
-static int sig_pipe_w = -1;
-
-static void on_signal_handler(int sig) {
-    int saved = errno;
-    uint8_t b = (uint8_t)sig;
-    if (write(sig_pipe_w, &b, 1) < 0) { /* pipe full: a signal is pending anyway */
-    }
-    errno = saved;
-}
-
 static void on_signal(rs_loop *loop, int fd, uint32_t revents, void *arg) {
     (void)loop;
     (void)revents;
@@ -584,14 +574,7 @@ static void worker_free(worker *w) {
     w->n_models = 0;
     rs_stage_pool_destroy(w->pool);
     if (w->loop) rs_loop_destroy(w->loop);
-    if (w->sigfd >= 0) {
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        close(w->sigfd);
-        close(sig_pipe_w);
-        sig_pipe_w = -1;
-    }
+    if (w->sigfd >= 0) rs_sigpipe_close();
     free(w->scratch);
     free(w->conns);
     free(w);
@@ -627,21 +610,11 @@ int rs_worker_main(const rs_worker_config *cfg, const rs_registry_config *models
     snprintf(tag, sizeof(tag), "worker:%u", w->cfg.port);
     rs_log_set_tag(tag);
 
-    /* Signals reach the loop through a self-pipe written by the handler:
-     * libraries start threads before main (OpenBLAS), so a signalfd with
-     * the signals blocked in "every" thread cannot be relied on. */
-    int pfd[2];
-    if (pipe2(pfd, O_NONBLOCK | O_CLOEXEC) == 0) {
-        w->sigfd = pfd[0];
-        sig_pipe_w = pfd[1];
-        struct sigaction sa = {.sa_handler = on_signal_handler};
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_RESTART;
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-    }
-    signal(SIGPIPE, SIG_IGN);
+    /* Signals reach the loop through a self-pipe (sigpipe.h): libraries
+     * start threads before main (OpenBLAS), so a signalfd with the signals
+     * blocked in "every" thread cannot be relied on. */
+    static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+    w->sigfd = rs_sigpipe_open(signals, 3);
 
     w->scratch = malloc(SCRATCH_BYTES);
     w->conns = calloc(w->cfg.max_conns, sizeof(*w->conns));

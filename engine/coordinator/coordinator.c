@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <poll.h>
@@ -23,6 +22,7 @@
 #include "engine/common/clock.h"
 #include "engine/common/log.h"
 #include "engine/common/opts.h"
+#include "engine/common/sigpipe.h"
 #include "engine/coordinator/balance.h"
 #include "engine/coordinator/coord.h"
 #include "io/loop_config.h"
@@ -516,42 +516,15 @@ static int rs_port_free(const char *host, uint16_t port, const char *field, rs_e
     return rc;
 }
 
-/* SIGTERM/SIGINT land in whichever thread the kernel picks (OpenBLAS starts
- * threads before main), so the handler only writes the signal number into a
- * pipe that the main thread reads: a self-pipe, safe in any thread. */
-static int rs_sig_pipe[2] = {-1, -1};
-
-static void rs_on_signal(int signo) {
-    int saved = errno;
-    unsigned char b = (unsigned char)signo;
-    ssize_t w = write(rs_sig_pipe[1], &b, 1);
-    (void)w;
-    errno = saved;
-}
-
-static int rs_signals_install(rs_err *err) {
-    if (rs_sig_pipe[0] < 0 && pipe2(rs_sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        rs_err_set(err, "cannot create the signal pipe: %s", strerror(errno));
-        return -1;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = rs_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    return 0;
-}
-
-/* Blocks until SIGTERM or SIGINT. */
-static void rs_signals_wait(void) {
+/* Blocks until SIGTERM or SIGINT arrives on the self-pipe (sigpipe.h)
+ * whose read end is fd: the main thread waits there, whichever thread the
+ * kernel delivered the signal to. */
+static void rs_signals_wait(int fd) {
     for (;;) {
-        struct pollfd pfd = {.fd = rs_sig_pipe[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return;
         unsigned char b;
-        while (read(rs_sig_pipe[0], &b, 1) == 1)
+        while (read(fd, &b, 1) == 1)
             if (b == SIGTERM || b == SIGINT) return;
     }
 }
@@ -568,7 +541,12 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
     int exit_code = 1;
     rs_log_set_tag("coordinator");
     rs_kserve_global_init();
-    if (rs_signals_install(&err) != 0) goto fail;
+    static const int signals[] = {SIGTERM, SIGINT};
+    int sig_fd = rs_sigpipe_open(signals, 2);
+    if (sig_fd < 0) {
+        rs_err_set(&err, "cannot create the signal pipe: %s", strerror(errno));
+        goto fail;
+    }
     if (rs_coord_load(co, config_file, ov, plan, &err) != 0) goto fail;
     co->http_port = co->cfg.http_port;
     co->framed_port = co->cfg.framed_port;
@@ -630,7 +608,7 @@ int rs_coord_main(const char *config_file, const rs_coord_overrides *ov, rs_coor
             co->n_models, co->cfg.host, co->http_port, co->framed_port, co->n_cores, io_seen,
             rs_io_backend_name(rs_loop_backend(co->cores[0].loop)));
     if (on_ready) on_ready(arg, co->http_port, co->framed_port);
-    rs_signals_wait();
+    rs_signals_wait(sig_fd);
     RS_INFO("shutting down: readiness off, draining for up to %" PRIu64 " ms", co->cfg.drain_timeout_ms);
     atomic_store(&co->draining, true);
     uint64_t deadline = rs_now_ms() + co->cfg.drain_timeout_ms;
