@@ -75,6 +75,7 @@ typedef enum rs_stage {
 
 #define RS_TRACEPARENT_BYTES 64
 #define RS_REQ_ID_BYTES 128
+#define RS_VERSION_TEXT_BYTES 16 /* a model version as text: up to 10 digits + NUL */
 
 /* One request, from a pool preallocated per core. */
 typedef struct rs_req {
@@ -92,7 +93,7 @@ typedef struct rs_req {
     uint64_t async_id;
     uint32_t model_index;
     const rs_model *model;
-    char version[16];
+    char version[RS_VERSION_TEXT_BYTES];
     char id[RS_REQ_ID_BYTES];
     char traceparent[RS_TRACEPARENT_BYTES];
     char routing_key[RS_REQ_ID_BYTES];
@@ -160,7 +161,7 @@ typedef struct rs_core_model {
     /* Batches out at once from this queue: the model's
      * batching.max_batches_out, else server.max_batches_per_model. */
     uint32_t max_flights;
-    char version[16]; /* the model's version as text (answers, cache keys) */
+    char version[RS_VERSION_TEXT_BYTES]; /* the model's version as text (answers, cache keys) */
 } rs_core_model;
 
 struct rs_core {

@@ -16,8 +16,9 @@
 
 /* ---- pool ------------------------------------------------------------------ */
 
-/* gen (32 bits) | owning core (8) | slot (24): max_pending <= 2^20 and at
- * most 64 io threads (coord_config.c). */
+/* gen (32 bits) | owning core (8) | slot (24): max_pending <= 2^20
+ * (coord_config.c) and at most RS_COORD_MAX_CORES io threads. */
+_Static_assert(RS_COORD_MAX_CORES <= 256, "a token has 8 bits for the owning core");
 uint64_t rs_req_token(const rs_req *r) {
     return ((uint64_t)r->gen << 32) | ((uint64_t)r->core->index << 24) | r->index;
 }
@@ -184,7 +185,7 @@ static int rs_http_status_for(rs_status st) {
 void rs_req_fail(rs_core *core, rs_req *r, rs_status st, const char *fmt, ...) {
     char msg[512];
     size_t off = 0;
-    if (st == RS_E_OVERLOADED && strncmp(fmt, "overloaded", 10) != 0 && strstr(fmt, "overloaded") == NULL)
+    if (st == RS_E_OVERLOADED && strstr(fmt, "overloaded") == NULL)
         off = (size_t)snprintf(msg, sizeof(msg), "overloaded: "); /* clients grep for the word */
     va_list ap;
     va_start(ap, fmt);
