@@ -221,12 +221,18 @@ void rs_core_fini(rs_core *core) {
 /* The accept hook: every core accepts on its SO_REUSEPORT socket, then
  * rs_balance_pick (balance.h: even first, then the core on the CPU that
  * receives the connection's packets) says which core serves the
- * connection; another core gets the socket with one post and adopts it. */
+ * connection, and that core (the accepting one included) gets the socket
+ * with one post and adopts it. The pick and its count in `incoming` happen
+ * under one lock, and the count moves to the loop's own (accepted_open)
+ * only once the socket is adopted, so no pick ever sees a connection
+ * counted nowhere: cores accepting at once keep the balance exact. */
+static pthread_mutex_t rs_balance_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void rs_core_adopt(rs_loop *loop, void *arg) {
     rs_core *core = rs_loop_udata(loop);
     uintptr_t v = (uintptr_t)arg;
-    atomic_fetch_sub(&core->incoming, 1);
     rs_loop_adopt(loop, (v & 1) ? core->http_listener : core->framed_listener, (int)(v >> 1));
+    atomic_fetch_sub(&core->incoming, 1);
 }
 
 static bool rs_core_balance_accept(rs_loop *loop, int lid, int fd, void *arg) {
@@ -240,6 +246,7 @@ static bool rs_core_balance_accept(rs_loop *loop, int lid, int fd, void *arg) {
     uint32_t loads[RS_COORD_MAX_CORES];
     int preferred = -1;
     RS_ASSERT(co->n_cores <= RS_COORD_MAX_CORES);
+    pthread_mutex_lock(&rs_balance_lock);
     for (uint32_t i = 0; i < co->n_cores; i++) {
         rs_core *c = &co->cores[i];
         bool up = c == core || (atomic_load(&c->started) && !c->start_error);
@@ -247,10 +254,10 @@ static bool rs_core_balance_accept(rs_loop *loop, int lid, int fd, void *arg) {
         if (up && c->pinned && incoming_cpu >= 0 && rs_cpuset_has(&c->cpus, incoming_cpu)) preferred = (int)i;
     }
     uint32_t pick = rs_balance_pick(loads, co->n_cores, core->index, preferred, RS_BALANCE_SLACK);
-    if (pick == core->index) return false;
     rs_core *to = &co->cores[pick];
-    uintptr_t v = ((uintptr_t)(uint32_t)fd << 1) | (lid == core->http_listener ? 1u : 0u);
     atomic_fetch_add(&to->incoming, 1);
+    pthread_mutex_unlock(&rs_balance_lock);
+    uintptr_t v = ((uintptr_t)(uint32_t)fd << 1) | (lid == core->http_listener ? 1u : 0u);
     if (rs_loop_post(to->loop, rs_core_adopt, (void *)v) != 0) {
         atomic_fetch_sub(&to->incoming, 1);
         return false; /* serve it here */
