@@ -79,7 +79,7 @@ read -r CPUS_ALL CLIENT_CPU SERVER_CPUS NSERVER_CPUS < <("$PY" -c '
 import os
 c = sorted(os.sched_getaffinity(0))
 print(",".join(map(str, c)), c[0], ",".join(map(str, c[1:])) or "-", len(c) - 1)')
-CLIENT=(); SERVER=(); SERVER_THREADS=$(echo "$CPUS_ALL" | tr ',' '\n' | wc -l)
+CLIENT=(); SERVER=(); SERVER_THREADS=$((NSERVER_CPUS + 1))  # every CPU of the cpuset
 if [ -z "$LAYOUT" ]; then  # the default: split where there is a CPU to split off
   if [ "$NSERVER_CPUS" -ge 1 ]; then LAYOUT=split; else LAYOUT=shared; fi
 fi
