@@ -166,8 +166,8 @@ static bool rs_http_cached_answer(rs_core *core, rs_req *r) {
 
 /* After an answer was rendered into core->scratch: keep it for repeats. */
 static void rs_http_cache_store(rs_core *core, rs_req *r, size_t json_len, size_t total) {
-    if (!r->has_http_key || total + 8 > core->scratch2_bytes) return;
     uint32_t hdr[2] = {RS_HTTP_BODY_MAGIC, (uint32_t)json_len};
+    if (!r->has_http_key || total + sizeof(hdr) > core->scratch2_bytes) return;
     memcpy(core->scratch2, hdr, sizeof(hdr));
     memcpy(core->scratch2 + sizeof(hdr), core->scratch, total);
     rs_kv_set(core->co->kv, &r->http_key, core->scratch2, total + sizeof(hdr), RS_KV_TTL_DEFAULT);
